@@ -1,0 +1,73 @@
+"""sequent: program flows of batch steps that depend on each other, with recovery."""
+
+from .context import StepContext, current
+from .errors import (
+    ConfigError,
+    CycleError,
+    DefinitionError,
+    DefinitionTypeError,
+    DuplicateStepError,
+    ExecutorError,
+    NotSendableError,
+    RecoveryError,
+    ResourceError,
+    SequentError,
+    StoreError,
+    UnknownStepError,
+)
+from .flow import And, Event, Or, Sequent, Step, and_, or_
+from .resources import Resource, ResourcePool
+from .status import (
+    RUN_RECOVER,
+    RUN_RESTART,
+    STEP_ACTIVE,
+    STEP_COMPLETE,
+    STEP_FAILURE,
+    STEP_READY,
+    STEP_RERUN,
+    STEP_SKIP,
+    STEP_SUCCESS,
+    RunMode,
+    StepReplay,
+    StepStatus,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RUN_RECOVER",
+    "RUN_RESTART",
+    "STEP_ACTIVE",
+    "STEP_COMPLETE",
+    "STEP_FAILURE",
+    "STEP_READY",
+    "STEP_RERUN",
+    "STEP_SKIP",
+    "STEP_SUCCESS",
+    "And",
+    "ConfigError",
+    "CycleError",
+    "DefinitionError",
+    "DefinitionTypeError",
+    "DuplicateStepError",
+    "Event",
+    "ExecutorError",
+    "NotSendableError",
+    "Or",
+    "RecoveryError",
+    "ResourceError",
+    "Resource",
+    "ResourcePool",
+    "RunMode",
+    "SequentError",
+    "Sequent",
+    "Step",
+    "StepContext",
+    "StepReplay",
+    "StepStatus",
+    "StoreError",
+    "UnknownStepError",
+    "and_",
+    "current",
+    "or_",
+]

@@ -1,0 +1,154 @@
+"""Expand definitions into step instances: containers times repeats, as ``(path, sequence)`` nodes.
+
+Pure: definitions in, frozen records out. Iteration *k* of a container running at sequence ``P``
+runs its children at ``P.k``; top-level steps run at ``1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import attrs
+
+from ..status import StepStatus
+from .definitions import FlowDef, StepDef, atoms, path_name
+
+
+class NodeKey(NamedTuple):
+    """One step instance: the step's path (``s1_s11``) and its sequence (``1.2``)."""
+
+    path: str
+    sequence: str
+
+    def __str__(self) -> str:
+        return f"{self.path}/{self.sequence}"
+
+
+#: The flow itself, as the container of the top-level steps.
+ROOT = NodeKey("", "")
+
+
+def child_sequence(parent_sequence: str, ordinal: int) -> str:
+    """The sequence at which iteration ``ordinal`` of a container at ``parent_sequence`` runs."""
+    return f"{parent_sequence}.{ordinal}" if parent_sequence else str(ordinal)
+
+
+@attrs.frozen(slots=True, eq=False)
+class NodeSpec:
+    """A step instance: its definition, its container instance, and its iteration's item."""
+
+    key: NodeKey
+    step: StepDef
+    parent: NodeKey
+    ordinal: int
+    item: Any
+    rank: tuple[int, tuple[int, ...]]
+
+
+@attrs.frozen(slots=True, eq=False)
+class Iteration:
+    """One iteration of a container instance and the step instances it runs."""
+
+    container: NodeKey
+    ordinal: int
+    item: Any
+    sequence: str
+    children: tuple[NodeKey, ...]
+
+
+@attrs.frozen(eq=False)
+class StepIndex:
+    """Per-definition facts the scheduler looks up by path name, derived once from the flow.
+
+    ``watchers[p]`` lists the sibling paths whose requirement names ``p``; ``handled[p]`` says
+    whether a sibling requires ``p``'s failure or completion (so a failure of ``p`` is handled).
+    """
+
+    steps: Mapping[str, StepDef]
+    watchers: Mapping[str, tuple[str, ...]]
+    handled: Mapping[str, bool]
+    parents: Mapping[str, str]
+
+
+def index_steps(flow: FlowDef) -> StepIndex:
+    """Derive the lookup tables of ``StepIndex`` from a validated flow."""
+    steps: dict[str, StepDef] = {}
+    watchers: dict[str, list[str]] = {}
+    handled: dict[str, bool] = {}
+    parents: dict[str, str] = {}
+
+    def visit(siblings: tuple[StepDef, ...], parent: str) -> None:
+        for step in siblings:
+            name = step.path_name
+            steps[name] = step
+            parents[name] = parent
+            watchers.setdefault(name, [])
+            handled.setdefault(name, False)
+        for step in siblings:
+            for atom in atoms(step.requires):
+                target = path_name(atom.path)
+                if step.path_name not in watchers[target]:
+                    watchers[target].append(step.path_name)
+                if atom.status in (StepStatus.failure, StepStatus.complete):
+                    handled[target] = True
+        for step in siblings:
+            visit(step.children, step.path_name)
+
+    visit(flow.steps, "")
+    return StepIndex(
+        steps=steps,
+        watchers={name: tuple(paths) for name, paths in watchers.items()},
+        handled=handled,
+        parents=parents,
+    )
+
+
+def _rank(step: StepDef, sequence: str) -> tuple[int, tuple[int, ...]]:
+    return (step.order, tuple(int(part) for part in sequence.split(".")))
+
+
+def expand_iterations(
+    container: NodeSpec | None,
+    body: tuple[StepDef, ...],
+    items: Iterable[Any],
+    nodes: dict[NodeKey, NodeSpec],
+    iterations: dict[NodeKey, tuple[Iteration, ...]],
+) -> tuple[Iteration, ...]:
+    """Add the instances of ``body`` for each item to ``nodes``; return the container's iterations.
+
+    Nested containers with static repeats are expanded too; one with a callable ``repeats`` is
+    left for the scheduler to expand when it starts. ``container`` None stands for the flow.
+    ``nodes`` and ``iterations`` are the caller's fresh accumulators.
+    """
+    key = container.key if container is not None else ROOT
+    result = []
+    for ordinal, item in enumerate(items, start=1):
+        sequence = child_sequence(key.sequence, ordinal)
+        children = []
+        for step in body:
+            spec = NodeSpec(
+                key=NodeKey(step.path_name, sequence),
+                step=step,
+                parent=key,
+                ordinal=ordinal,
+                item=item,
+                rank=_rank(step, sequence),
+            )
+            nodes[spec.key] = spec
+            children.append(spec.key)
+            if step.is_container and not callable(step.repeats):
+                iterations[spec.key] = expand_iterations(
+                    spec, step.children, repeat_items(step), nodes, iterations
+                )
+        result.append(Iteration(key, ordinal, item, sequence, tuple(children)))
+    return tuple(result)
+
+
+def repeat_items(step: StepDef) -> tuple[Any, ...]:
+    """The items a container iterates over; a callable ``repeats`` is called here."""
+    if step.repeats is None:
+        return (None,)
+    if callable(step.repeats):
+        return tuple(step.repeats())
+    return tuple(step.repeats)

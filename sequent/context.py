@@ -1,0 +1,81 @@
+"""The step context: which step instance the current code runs in (``seq.current()``).
+
+Mutates one context variable, set by the worker wrapper around each step call, so it is right
+in every executor, including threads running steps at the same time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class StepContext:
+    """What a running step may know about itself.
+
+    ``recovery`` is 0 on a fresh run and n on the n-th recover run; ``ordinal`` and ``item``
+    are the 1-based number and the value of the enclosing container's current iteration.
+    """
+
+    name: str
+    sequence: str
+    recovery: int
+    run_id: str
+    flow_name: str
+    ordinal: int = 1
+    item: Any = None
+    logger_name: str = "sequent.step"
+    attempt: int = 0
+
+    def environ(self) -> dict[str, str]:
+        """The environment variables a step process sees (``SEQUENT_*`` and ``EVENTOR_*``)."""
+        values = {
+            "STEP_NAME": self.name,
+            "STEP_SEQUENCE": self.sequence,
+            "STEP_RECOVERY": str(self.recovery),
+            "RUN_ID": self.run_id,
+            "LOGGER_NAME": self.logger_name,
+        }
+        env = {f"SEQUENT_{key}": value for key, value in values.items()}
+        env.update({f"EVENTOR_{key}": value for key, value in values.items()})
+        return env
+
+
+_current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "sequent_step", default=None
+)
+
+
+def current() -> StepContext | None:
+    """The context of the step instance running here, or None outside a step."""
+    return _current.get()
+
+
+@contextmanager
+def entered(context: StepContext, set_environ: bool = False) -> Iterator[None]:
+    """Run the body as step ``context``; with ``set_environ``, also export its variables.
+
+    Exporting changes ``os.environ`` for the whole process, so only process-based workers, which
+    run one step at a time, ask for it.
+    """
+    token = _current.set(context)
+    saved: Mapping[str, str | None] = {}
+    if set_environ:
+        env = context.environ()
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

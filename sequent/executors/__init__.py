@@ -1,0 +1,88 @@
+"""One scheduling core (``core.py``) and the thin backends that run steps for it.
+
+Backends are chosen by name (``serial``/``invoke``, ``thread``, ``process``/``mp.Process``,
+``loky``, ``dask``) or given as an object; each only supplies ``submit``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from importlib import import_module
+from typing import Any
+
+from ..errors import ExecutorError
+from .base import ExecutorBackend
+from .core import Backend, Recorder, RunOptions, Scheduler
+from .serial import SerialBackend
+from .thread import ThreadBackend
+from .worker import Outcome, Task, execute
+
+_BACKENDS = {
+    "serial": ("sequent.executors.serial", "SerialBackend"),
+    "thread": ("sequent.executors.thread", "ThreadBackend"),
+    "process": ("sequent.executors.process", "ProcessBackend"),
+    "loky": ("sequent.executors.loky", "LokyBackend"),
+    "dask": ("sequent.executors.dask", "DaskBackend"),
+}
+
+_ALIASES = {
+    "invoke": "serial",
+    "sequential": "serial",
+    "threads": "thread",
+    "threading": "thread",
+    "mp.process": "process",
+    "multiprocessing": "process",
+    "processes": "process",
+    "distributed": "dask",
+}
+
+DEFAULT_EXECUTOR = "thread"  # "process" once its backend lands
+
+
+def backend_name(spec: Any) -> str:
+    """The canonical backend name for a name, alias or the seed's ``task_construct`` value."""
+    if spec is multiprocessing.Process:
+        return "process"
+    if spec is threading.Thread:
+        return "thread"
+    if isinstance(spec, str):
+        name = _ALIASES.get(spec.strip().lower(), spec.strip().lower())
+        if name in _BACKENDS:
+            return name
+    choices = ", ".join(sorted(set(_BACKENDS) | set(_ALIASES)))
+    raise ExecutorError(f"unknown executor {spec!r}; choose one of: {choices}")
+
+
+def create_backend(spec: Any = None, **options: Any) -> Backend:
+    """A backend for ``spec`` (a name, an alias, or a backend object, returned as is)."""
+    if spec is None:
+        spec = DEFAULT_EXECUTOR
+    if not isinstance(spec, str) and hasattr(spec, "submit") and hasattr(spec, "remote"):
+        return spec
+    module, cls = _BACKENDS[backend_name(spec)]
+    try:
+        factory = getattr(import_module(module), cls)
+    except ImportError as exc:
+        raise ExecutorError(
+            f"executor {spec!r} is not available here ({exc}); install what it needs, "
+            f"e.g. pip install 'sequent[dask]' for dask"
+        ) from exc
+    return factory(**options)
+
+
+__all__ = [
+    "DEFAULT_EXECUTOR",
+    "Backend",
+    "ExecutorBackend",
+    "Outcome",
+    "Recorder",
+    "RunOptions",
+    "Scheduler",
+    "SerialBackend",
+    "Task",
+    "ThreadBackend",
+    "backend_name",
+    "create_backend",
+    "execute",
+]

@@ -1,0 +1,501 @@
+"""The scheduling core: the only loop that decides what starts when, for every backend.
+
+State and data flow of one run:
+
+    RunState (state.py) ──ready──> [delay timers] ──> launch heap ──caps, resources──> activate
+        ^                                                                             │
+        │ finish(key, status)                                      record + commit ◄──┘
+        │                                                                  │
+    events queue  <──done callback──  backend.submit(Task) ◄───────────────┘
+                                      (serial | thread | process | loky | dask)
+
+The loop blocks on the events queue (completion callbacks, signals) with a timeout equal to the
+next timer (delays, retry back-off, step timeouts): no polling. Every status change of a round
+is handed to the recorder and committed before any node it enables is submitted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+import attrs
+
+from ..compiler import NodeKey, NodeSpec, Plan
+from ..context import StepContext
+from ..resources import Ledger
+from ..status import StepStatus
+from .state import Change, RunState
+from .worker import Outcome, Task
+
+log = logging.getLogger("sequent")
+
+RETRY_DELAY_CAP = 300.0
+
+
+class Backend(Protocol):
+    """What the core needs of an executor backend: submit a task, maybe kill it, shut down."""
+
+    name: str
+    remote: bool
+
+    def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]: ...
+
+    def kill(self, future: Future[Outcome]) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """Where the core reports a run: buffered node records, committed by ``flush``."""
+
+    def node(
+        self,
+        key: NodeKey,
+        status: StepStatus,
+        *,
+        error: str | None = None,
+        replayed: bool = False,
+        outcome: Outcome | None = None,
+        retry: int = 0,
+    ) -> None: ...
+
+    def expanded(self, specs: list[NodeSpec]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@attrs.frozen
+class RunOptions:
+    """How one run is scheduled: concurrency, stopping, rounds, and the step context's ids."""
+
+    run_id: str
+    flow_name: str
+    recovery: int = 0
+    max_concurrent: int = 1
+    max_loops: int = -1
+    stop_on_exception: Callable[[NodeSpec], bool] = lambda spec: True
+    step_config: Callable[[NodeSpec, str, Any], Any] = lambda spec, key, default: default
+    logger_name: str = "sequent.step"
+    handle_signals: bool = True
+
+
+class _Attempt:
+    __slots__ = ("key", "spec", "number", "future", "token")
+
+    def __init__(self, key: NodeKey, spec: NodeSpec, number: int, token: int) -> None:
+        self.key = key
+        self.spec = spec
+        self.number = number
+        self.token = token
+        self.future: Future[Outcome] | None = None
+
+
+class Scheduler:
+    """Mutates one run's progress: launches ready nodes, collects outcomes, records both."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        backend: Backend,
+        recorder: Recorder,
+        options: RunOptions,
+        previous: Mapping[NodeKey, StepStatus] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.recorder = recorder
+        self.options = options
+        self.state = RunState(plan, previous, options.stop_on_exception)
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.ledger = Ledger()
+        self._heap: list[tuple[tuple[int, tuple[int, ...]], NodeKey]] = []
+        self._timers: list[tuple[float, int, str, NodeKey, int]] = []
+        self._tokens = itertools.count()
+        self._granted: list[NodeKey] = []
+        self._running: dict[NodeKey, _Attempt] = {}
+        self._per_step: dict[str, int] = {}
+        self._blocked: dict[str, list[NodeKey]] = {}
+        self._retries: dict[NodeKey, int] = {}
+        self._outcomes: dict[NodeKey, tuple[Outcome, int]] = {}
+        self._retry_wait: dict[NodeKey, Outcome] = {}
+        self._submit: list[_Attempt] = []
+        self._halted: str | None = None
+        self.rounds = 0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Run the plan to its end; return True when no failure went unhandled."""
+        restore = self._install_signals()
+        try:
+            self.state.start()
+            self._absorb()
+            while True:
+                self.rounds += 1
+                if 0 < self.options.max_loops < self.rounds:
+                    self._halt("max_loops", None)
+                self._launch()
+                self._commit()
+                self._dispatch()
+                idle = not self._running and (
+                    self._stopped() or (not self._timers and not self._launchable())
+                )
+                if idle:
+                    if self.state.finished or self._stopped():
+                        break
+                    if not self._fail_stuck_waiters(drain=True):
+                        break
+                    self._absorb()
+                    continue
+                self._wait()
+                self._absorb()
+        except KeyboardInterrupt:
+            self._interrupt("KeyboardInterrupt")
+        finally:
+            restore()
+        for key, outcome in self._retry_wait.items():
+            self.state.finish(key, StepStatus.failure, outcome.error)
+        self._retry_wait.clear()
+        if not self.state.finished:
+            reason = StepStatus.interrupted if self._halted else StepStatus.failure
+            self.state.close(reason)
+        self._commit()
+        return self.state.result() and not self._halted
+
+    def _wait(self) -> None:
+        timeout = None
+        if self._timers:
+            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            event = None
+        while event is not None:
+            self._handle(event)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                event = None
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, key, token = heapq.heappop(self._timers)
+            self._fire(kind, key, token)
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        if event[0] == "done":
+            _, key, token, future = event
+            attempt = self._running.get(key)
+            if attempt is None or attempt.token != token:
+                return  # a late outcome of an attempt that timed out or was interrupted
+            self._completed(attempt, _outcome_of(future))
+        elif event[0] == "signal":
+            self._interrupt(event[1])
+
+    def _fire(self, kind: str, key: NodeKey, token: int) -> None:
+        if kind == "delay":
+            self._push(key)
+        elif kind == "retry":
+            self._retry_wait.pop(key, None)
+            spec = self.state.nodes[key]
+            retry = _Attempt(key, spec, self._retries[key], next(self._tokens))
+            self._running[key] = retry
+            self._submit.append(retry)
+        elif kind == "timeout":
+            attempt = self._running.get(key)
+            if attempt is None or attempt.token != token:
+                return
+            if attempt.future is not None:
+                self.backend.kill(attempt.future)
+            timeout = attempt.spec.step.timeout
+            now = time.time()
+            self._completed(
+                attempt,
+                Outcome(
+                    status=StepStatus.failure,
+                    error=f"TimeoutError: step {key.path!r} timed out after {timeout} s",
+                    started=now - (timeout or 0),
+                    ended=now,
+                ),
+            )
+
+    # -- from ready to running --------------------------------------------------------------
+
+    def _absorb(self) -> None:
+        """Route newly ready nodes: a delay timer, or the launch heap."""
+        for key in self.state.drain_ready():
+            spec = self.state.nodes[key]
+            delay = spec.step.delay
+            if delay > 0:
+                self._timer(delay, "delay", key, 0)
+            else:
+                self._push(key)
+
+    def _push(self, key: NodeKey) -> None:
+        heapq.heappush(self._heap, (self.state.nodes[key].rank, key))
+
+    def _launchable(self) -> bool:
+        return bool(self._heap or self._granted) and not self._stopped()
+
+    def _stopped(self) -> bool:
+        return bool(self._halted) or self.state.stopping
+
+    def _launch(self) -> None:
+        """Start what may start now, in definition order, within caps and resources."""
+        while (self._heap or self._granted) and not self._stopped():
+            if self._granted:
+                key = self._granted[0]
+                if not self._has_slot(self.state.nodes[key]):
+                    return
+                self._granted.pop(0)
+                self._start(key)
+                continue
+            _, key = heapq.heappop(self._heap)
+            spec = self.state.nodes[key]
+            leaf = not spec.step.is_container
+            if leaf and not self._has_slot(spec):
+                if self._global_full():
+                    heapq.heappush(self._heap, (spec.rank, key))
+                    return
+                self._blocked.setdefault(key.path, []).append(key)
+                continue
+            if spec.step.acquires and not self.ledger.acquire(key, spec.step.acquires):
+                self._fail_stuck_waiters(drain=False)
+                continue
+            self._start(key)
+            self._absorb()
+
+    def _global_full(self) -> bool:
+        limit = self.options.max_concurrent
+        return 0 < limit <= len(self._running)
+
+    def _has_slot(self, spec: NodeSpec) -> bool:
+        if spec.step.is_container:
+            return True
+        if self._global_full():
+            return False
+        cap = self.options.step_config(spec, "max_concurrent", 0)
+        return not (cap and cap > 0 and self._per_step.get(spec.key.path, 0) >= cap)
+
+    def _start(self, key: NodeKey) -> None:
+        spec = self.state.activate(key)
+        if spec is None:
+            self._absorb()
+            return
+        self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
+        attempt = _Attempt(key, spec, 0, next(self._tokens))
+        self._retries[key] = 0
+        self._running[key] = attempt
+        self._submit.append(attempt)
+
+    def _dispatch(self) -> None:
+        """Submit the attempts launched this round; their records are committed by now."""
+        submit, self._submit = self._submit, []
+        for attempt in submit:
+            if self._running.get(attempt.key) is not attempt:
+                continue
+            spec = attempt.spec
+            step = spec.step
+            task = Task(
+                func=step.func,  # type: ignore[arg-type]
+                args=step.args,
+                kwargs=step.kwargs,
+                context=StepContext(
+                    name=attempt.key.path,
+                    sequence=attempt.key.sequence,
+                    recovery=self.options.recovery,
+                    run_id=self.options.run_id,
+                    flow_name=self.options.flow_name,
+                    ordinal=spec.ordinal,
+                    item=spec.item,
+                    logger_name=self.options.logger_name,
+                    attempt=attempt.number,
+                ),
+                remote=self.backend.remote,
+            )
+            if step.timeout:
+                self._timer(step.timeout, "timeout", attempt.key, attempt.token)
+            try:
+                future = self.backend.submit(task, step.hosts)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                future = Future()
+                future.set_exception(exc)
+            attempt.future = future
+            future.add_done_callback(self._notifier(attempt))
+
+    def _notifier(self, attempt: _Attempt) -> Callable[[Future[Outcome]], None]:
+        key, token, events = attempt.key, attempt.token, self.events
+        return lambda future: events.put(("done", key, token, future))
+
+    # -- from running to done ---------------------------------------------------------------
+
+    def _completed(self, attempt: _Attempt, outcome: Outcome) -> None:
+        key = attempt.key
+        step = attempt.spec.step
+        _replay_logs(key, outcome)
+        if (
+            outcome.status is StepStatus.failure
+            and attempt.number < step.retries
+            and not (self._halted)
+        ):
+            self.recorder.node(
+                key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
+            )
+            log.warning(
+                "[ Step %s ] attempt %d failed (%s); retrying",
+                key,
+                attempt.number + 1,
+                outcome.error,
+            )
+            self._retries[key] = attempt.number + 1
+            self._retry_wait[key] = outcome
+            delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
+            del self._running[key]
+            self._running_done(key)
+            self._timer(delay, "retry", key, 0)
+            self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
+            return
+        del self._running[key]
+        self._running_done(key)
+        self._outcomes[key] = (outcome, attempt.number)
+        if outcome.status is StepStatus.failure:
+            log.error(
+                "[ Step %s ] failed: %s\n%s", key, outcome.error, (outcome.traceback or "").rstrip()
+            )
+        else:
+            log.debug("[ Step %s ] Completed, status: %s", key, outcome.status.value)
+        self.state.finish(key, outcome.status, outcome.error)
+        self._release(key)
+        self._absorb()
+
+    def _running_done(self, key: NodeKey) -> None:
+        self._per_step[key.path] -= 1
+        blocked = self._blocked.get(key.path)
+        if blocked:
+            for other in blocked:
+                self._push(other)
+            blocked.clear()
+
+    def _release(self, key: NodeKey) -> None:
+        step = self.state.nodes[key].step
+        if not step.acquires and not step.releases:
+            return
+        for owner in self.ledger.release(key, step.releases):
+            self._granted.append(owner)
+        self._fail_stuck_waiters(drain=False)
+
+    def _fail_stuck_waiters(self, drain: bool) -> bool:
+        """Fail waiters that can never get their resources; with ``drain``, every waiter."""
+        stuck = self.ledger.drain_waiting() if drain else self.ledger.impossible()
+        for owner, reason in stuck:
+            self.ledger.remove(owner)
+            message = f"ResourceError: step {owner.path!r} (sequence {owner.sequence}) {reason}"
+            log.error("[ Step %s ] %s", owner, message)
+            self.state.fail_unstarted(owner, message)
+            self._absorb()
+        return bool(stuck)
+
+    # -- interruption -----------------------------------------------------------------------
+
+    def _halt(self, reason: str, _: Any) -> None:
+        if not self._halted:
+            self._halted = reason
+
+    def _interrupt(self, reason: Any) -> None:
+        self._halt(str(reason), None)
+        log.warning("Interrupted (%s): stopping running steps", reason)
+        for key, attempt in list(self._running.items()):
+            if attempt.future is not None:
+                self.backend.kill(attempt.future)
+            del self._running[key]
+            self.state.finish(key, StepStatus.interrupted, f"interrupted by {reason}")
+        self._timers.clear()
+
+    def _install_signals(self) -> Callable[[], None]:
+        if not self.options.handle_signals or threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            return lambda: None
+        events = self.events
+
+        def on_signal(signum: int, frame: Any) -> None:
+            events.put(("signal", signal.Signals(signum).name))
+
+        saved = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                saved[signum] = signal.signal(signum, on_signal)
+            except (ValueError, OSError):
+                pass
+
+        def restore() -> None:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
+
+        return restore
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _timer(self, seconds: float, kind: str, key: NodeKey, token: int) -> None:
+        heapq.heappush(
+            self._timers, (time.monotonic() + seconds, next(self._tokens), kind, key, token)
+        )
+
+    def _commit(self) -> None:
+        changes = self.state.drain_changes()
+        if self.state.expanded:
+            self.recorder.expanded(self.state.expanded)
+            self.state.expanded = []
+        for change in changes:
+            self._record(change)
+            if change.status.is_terminal() and self.state.nodes[change.key].step.is_container:
+                self._release(change.key)
+        self.recorder.flush()
+
+    def _record(self, change: Change) -> None:
+        outcome, retry = None, 0
+        if change.status.is_terminal():
+            outcome, retry = self._outcomes.pop(change.key, (None, 0))
+        self.recorder.node(
+            change.key,
+            change.status,
+            error=change.error,
+            replayed=change.replayed,
+            outcome=outcome,
+            retry=retry,
+        )
+
+
+def _outcome_of(future: Future[Outcome]) -> Outcome:
+    """The outcome a finished future carries; the machinery's own failures become outcomes."""
+    try:
+        return future.result()
+    except BaseException as exc:  # noqa: BLE001 - a broken worker is a step failure
+        now = time.time()
+        return Outcome(
+            status=StepStatus.failure,
+            error=f"{type(exc).__name__}: {exc}",
+            started=now,
+            ended=now,
+        )
+
+
+def _replay_logs(key: NodeKey, outcome: Outcome) -> None:
+    """Re-emit the records a step logged in another process, as if logged here."""
+    for data in outcome.logs:
+        record = logging.makeLogRecord(data)
+        record.args = None
+        record.sequent_node = key
+        logger = logging.getLogger(data["name"])
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)

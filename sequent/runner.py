@@ -1,0 +1,174 @@
+"""One run of a flow, from its definition to its result: compile, check, record, schedule.
+
+Everything that can be wrong with the input is found before the store is written or a step
+runs: the plan is compiled, the executor resolved, steps checked for sendability, the store
+opened and the run to recover looked up, in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from .compiler import NodeSpec, Plan, StepDef
+from .errors import NotSendableError
+from .executors import RunOptions, Scheduler, create_backend
+from .logs import RunLogging, run_log_dir
+from .status import RunMode, StepStatus
+from .store import open_store
+
+if TYPE_CHECKING:
+    from .flow import Sequent
+
+log = logging.getLogger("sequent")
+
+
+def run_flow(flow: Sequent, max_loops: int = -1) -> bool:
+    """Run ``flow`` once (a restart or a recover, as the flow says); True on success."""
+    if isinstance(max_loops, bool) or not isinstance(max_loops, int):
+        from .errors import DefinitionTypeError
+
+        raise DefinitionTypeError(f"run(max_loops=...) takes a whole number, got {max_loops!r}")
+    plan = flow.compile()
+    config = flow.config
+    max_concurrent = config["max_concurrent"] if config["max_concurrent"] > 0 else 0
+    if flow._backend is None:
+        from .executors import backend_name
+
+        if isinstance(flow.executor, (str, type)) or flow.executor is None:
+            if flow.executor is not None:
+                backend_name(flow.executor)
+        flow._backend = create_backend(flow.executor, **_backend_options(flow, max_concurrent))
+    backend = flow._backend
+    if backend.remote:
+        check_sendable(plan, backend.name)
+    if flow._store is None:
+        flow._store = open_store(flow.store_path)
+    store = flow._store
+    session = store.begin(
+        plan,
+        flow_name=flow.name,
+        mode=flow.run_mode,
+        recovery_run=flow.recovery_run,
+        executor=backend.name,
+    )
+    flow._last_run_id = session.run_id
+    folder = run_log_dir(config["logdir"], flow.name, session.run_id)
+    options = RunOptions(
+        run_id=session.run_id,
+        flow_name=flow.name,
+        recovery=session.attempt,
+        max_concurrent=max_concurrent,
+        max_loops=max_loops,
+        stop_on_exception=_inherited(plan, "stop_on_exception", config["stop_on_exception"]),
+        step_config=_own_config,
+        logger_name=f"sequent.{flow.name}",
+    )
+    with RunLogging(folder, flow.logging_level):
+        log.info("Sequent store file: %s", store.path)
+        log.info(
+            "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
+            session.run_id,
+            flow.name,
+            flow.run_mode.value,
+            session.attempt,
+            backend.name,
+            folder,
+        )
+        scheduler = Scheduler(plan, backend, session, options, previous=session.previous)
+        try:
+            result = scheduler.run()
+        finally:
+            session.finish(scheduler.state.result() and not scheduler._halted)
+        _summary(scheduler)
+        log.info("Processing finished with: %s", "success" if result else "failure")
+    return result
+
+
+def _backend_options(flow: Sequent, max_concurrent: int) -> dict[str, Any]:
+    return {"max_workers": max(max_concurrent, 0) or None}
+
+
+def check_sendable(plan: Plan, executor: str) -> None:
+    """Raise ``NotSendableError`` for the first step whose func or arguments cannot be pickled."""
+    seen: set[int] = set()
+    for spec in plan.nodes.values():
+        step = spec.step
+        if step.is_container or id(step) in seen:
+            continue
+        seen.add(id(step))
+        for what, value in _parts(step):
+            try:
+                cloudpickle.dumps(value)
+            except Exception as exc:
+                raise NotSendableError(
+                    f"step {step.path_name!r}: its {what} cannot be sent to a {executor} worker "
+                    f"({type(exc).__name__}: {exc}); pass plain data (or create the object "
+                    f"inside the step), or use executor='thread'"
+                ) from exc
+
+
+def _parts(step: StepDef) -> list[tuple[str, Any]]:
+    parts: list[tuple[str, Any]] = [("func", step.func)]
+    parts += [(f"argument {i}", value) for i, value in enumerate(step.args)]
+    parts += [(f"keyword argument {name!r}", value) for name, value in step.kwargs.items()]
+    return parts
+
+
+def _inherited(plan: Plan, key: str, default: Any) -> Any:
+    """A lookup of ``key`` in a step's config, then its containers', then the flow's."""
+    index = plan.index
+    cache: dict[str, Any] = {}
+
+    def lookup(spec: NodeSpec) -> Any:
+        path = spec.key.path
+        if path not in cache:
+            value, current = default, path
+            while current:
+                config = index.steps[current].config
+                if key in config:
+                    value = config[key]
+                    break
+                current = index.parents[current]
+            cache[path] = value
+        return cache[path]
+
+    return lookup
+
+
+def _own_config(spec: NodeSpec, key: str, default: Any) -> Any:
+    return spec.step.config.get(key, default)
+
+
+def _summary(scheduler: Scheduler) -> None:
+    state = scheduler.state
+    counts = Counter(status.value for status in state.status.values())
+    never = sum(1 for key in state.nodes if key not in state.status)
+    parts = [f"{counts[s.value]} {s.value}" for s in StepStatus if counts[s.value]]
+    if never:
+        parts.append(f"{never} not started")
+    log.info("Summary: %s", ", ".join(parts) or "nothing ran")
+    for status in (StepStatus.failure, StepStatus.skipped, StepStatus.interrupted):
+        keys = sorted(
+            (k for k, v in state.status.items() if v is status), key=lambda k: state.nodes[k].rank
+        )
+        if keys:
+            shown = ", ".join(str(k) for k in keys[:20])
+            more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
+            level = logging.INFO if status is StepStatus.skipped else logging.WARNING
+            log.log(level, "%s: %s%s", status.value.capitalize(), shown, more)
+    if scheduler.state.previous and state.plan:
+        replayed = sum(
+            1
+            for key in state.status
+            if key in scheduler.state.previous
+            and scheduler.state.previous[key] is StepStatus.success
+            and state.status[key] is StepStatus.success
+        )
+        log.debug("Recovered run: %d step instances skipped as already successful", replayed)
+
+
+__all__ = ["RunMode", "check_sendable", "run_flow"]
