@@ -1,8 +1,14 @@
-"""Shared fixtures: a flow factory per executor, and a recorder of step calls."""
+"""Shared fixtures: flows per executor on an in-memory store, and a journal of step calls.
+
+``executor`` is parametrised over every backend; a backend that cannot run here is skipped
+with the reason, loudly (``-rs`` shows it), never silently.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import threading
 import time
 
@@ -10,9 +16,16 @@ import pytest
 
 import sequent as seq
 
+EXECUTORS = ["serial", "thread", "process", "loky", "dask"]
+_MODULES = {
+    "process": "sequent.executors.process",
+    "loky": "sequent.executors.loky",
+    "dask": "sequent.executors.dask",
+}
+
 
 class Journal:
-    """Thread-safe list of (event, name, time) entries written by steps."""
+    """Thread-safe list of (event, name, time) entries written by steps in this process."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -31,6 +44,27 @@ def journal() -> Journal:
     return Journal()
 
 
+def backend_available(name: str) -> str | None:
+    """None when the backend can run here, else the reason it cannot."""
+    module = _MODULES.get(name)
+    if module is None:
+        return None
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"executor {name!r} unavailable: {exc}"
+    return None
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request) -> str:
+    """Each executor name in turn; skipped loudly when its backend cannot run here."""
+    reason = backend_available(request.param)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture
 def make_flow(tmp_path):
     """Create flows on an in-memory store, logging under tmp_path; closes them at the end."""
@@ -41,8 +75,8 @@ def make_flow(tmp_path):
         flow = seq.Sequent(
             name=config.pop("name", "test"),
             store=config.pop("store", ":memory:"),
-            executor=executor,
-            logging_level=logging.DEBUG,
+            executor=config.pop("backend", None) or executor,
+            logging_level=config.pop("logging_level", logging.DEBUG),
             config=config,
         )
         flows.append(flow)
@@ -51,3 +85,11 @@ def make_flow(tmp_path):
     yield make
     for flow in flows:
         flow.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_env():
+    """Steps must not leave SEQUENT_* variables in the orchestrator's environment."""
+    yield
+    leaked = [key for key in os.environ if key.startswith(("SEQUENT_STEP", "EVENTOR_STEP"))]
+    assert not leaked, f"step context leaked into os.environ: {leaked}"
