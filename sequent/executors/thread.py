@@ -15,7 +15,8 @@ class ThreadBackend(ExecutorBackend):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
-        self.max_workers = max_workers or max(32, (os.cpu_count() or 1) + 4)
+        # Never fewer than 32 threads: a timed-out step keeps its thread until it returns.
+        self.max_workers = max(max_workers or 0, 32, (os.cpu_count() or 1) + 4)
 
     def create(self) -> Executor:
         return ThreadPoolExecutor(self.max_workers, thread_name_prefix="sequent-step")
