@@ -26,5 +26,8 @@ class SerialBackend(ExecutorBackend):
 
     name = "serial"
 
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__()  # one step at a time whatever ``max_workers`` says
+
     def create(self) -> Executor:
         return InlineExecutor()
