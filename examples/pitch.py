@@ -1,10 +1,17 @@
 """The flow of the project's pitch: A1 and A2 extract, B processes, C1 and C2 transmit.
 
-Run it twice to see recovery: ``python examples/pitch.py --fail-c2`` fails C2, then
-``python examples/pitch.py --recover`` reruns only C2.
+    python examples/pitch.py              # everything succeeds (exit status 0)
+    python examples/pitch.py --fail-c2    # C2 fails (exit status 1)
+    python examples/pitch.py --recover    # recovers the latest run: only C2 runs again
+
+The store is ``examples/pitch.run.db`` (next to this script). With the ``sequent`` command,
+``PITCH_FAIL=C2 sequent run examples/pitch.py:build`` fails C2 the same way (``PITCH_FAIL``
+takes a comma-separated list of step names) and ``sequent recover examples/pitch.py:build``
+recovers it.
 """
 
 import logging
+import os
 import sys
 import time
 
@@ -14,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 def work(name, seconds=0.1, fail=False):
-    logger.info("%s starts", name)
+    """Stand in for a batch program: log, take a little time, fail when asked to."""
+    context = seq.current()
+    logger.info("%s starts (sequence %s, recovery %d)", name, context.sequence, context.recovery)
     time.sleep(seconds)
     if fail:
         raise RuntimeError(f"{name} could not reach the remote client")
@@ -23,26 +32,25 @@ def work(name, seconds=0.1, fail=False):
 
 
 def build(fail_c2=False, recover=False):
+    """The pitch flow; C2 fails when ``fail_c2`` is true or ``PITCH_FAIL`` names it."""
+    failing = {name.strip() for name in os.environ.get("PITCH_FAIL", "").split(",") if name}
+    if fail_c2:
+        failing.add("C2")
     flow = seq.Sequent(
         name="pitch",
         run_mode=seq.RunMode.recover if recover else seq.RunMode.restart,
         config={"max_concurrent": 2},
     )
-    a1 = flow.add_step("A1", func=work, kwargs={"name": "A1"})
-    a2 = flow.add_step("A2", func=work, kwargs={"name": "A2"})
-    b = flow.add_step(
-        "B",
-        func=work,
-        kwargs={"name": "B"},
-        requires=((a1, seq.StepStatus.success), (a2, seq.StepStatus.success)),
-    )
-    flow.add_step("C1", func=work, kwargs={"name": "C1"}, requires=((b, seq.StepStatus.success),))
-    flow.add_step(
-        "C2",
-        func=work,
-        kwargs={"name": "C2", "fail": fail_c2},
-        requires=((b, seq.StepStatus.success),),
-    )
+
+    def step(name, requires=()):
+        kwargs = {"name": name, "fail": name in failing}
+        return flow.add_step(name, func=work, kwargs=kwargs, requires=requires)
+
+    a1 = step("A1")
+    a2 = step("A2")
+    b = step("B", requires=((a1, seq.StepStatus.success), (a2, seq.StepStatus.success)))
+    step("C1", requires=((b, seq.StepStatus.success),))
+    step("C2", requires=((b, seq.StepStatus.success),))
     return flow
 
 
