@@ -1,0 +1,460 @@
+"""The ``sequent`` command: run, recover, plan and draw flows; list, show and report past runs.
+
+Exit status: 0 success, 1 the run failed, 2 bad usage (a missing file, no flow in it, an
+unknown run id, a flow that does not build), with the reason on standard error.
+
+Flows are loaded from ``FILE[:OBJECT]`` (see ``load_flow``): the file runs as the main
+module, as ``python FILE`` would run it, except that ``Sequent.run`` is intercepted while it
+loads, so a script that builds a flow and runs it at module level is loaded, not run.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import SequentError
+from .flow import Sequent
+from .status import RunMode
+
+#: Function names tried, in order, when FILE has no module-level flow and no OBJECT is given.
+BUILDER_NAMES = ("build_flow",)
+
+
+class UsageProblem(click.ClickException):
+    """Bad usage: the message goes to standard error and the command exits with status 2."""
+
+    exit_code = 2
+
+
+# -- loading a flow --------------------------------------------------------------------------
+
+
+def split_target(target: str) -> tuple[Path, str | None]:
+    """Split ``FILE[:OBJECT]``; a path that exists as given wins over a split at ``:``."""
+    if Path(target).is_file() or ":" not in target:
+        return Path(target), None
+    file, _, name = target.rpartition(":")
+    return Path(file), name or None
+
+
+@contextlib.contextmanager
+def load_flow(target: str) -> Iterator[Sequent]:
+    """Yield the flow ``FILE[:OBJECT]`` defines; restore the interpreter's state afterwards.
+
+    FILE runs as ``__main__`` (so ``if __name__ == "__main__":`` blocks run too) with its folder
+    first on ``sys.path``, while ``Sequent.run`` only notes the flows it is called on. OBJECT is
+    a module-level name (dots reach attributes): a ``Sequent``, or a function called with no
+    arguments that returns one (or builds and runs exactly one). Without OBJECT, the flow is the
+    only ``Sequent`` among the module's globals; else the only one the script ran; else the
+    result of a ``build_flow()`` function. Raises ``UsageProblem`` saying what is wrong.
+    """
+    path, name = split_target(target)
+    if not path.exists():
+        raise UsageProblem(f"no such file: {str(path)!r}; give the path of a Python file")
+    if not path.is_file():
+        raise UsageProblem(f"{str(path)!r} is not a file; give the path of a Python file")
+    path = path.resolve()
+    try:
+        source = path.read_text(encoding="utf-8")
+        code = compile(source, str(path), "exec")
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise UsageProblem(f"cannot load {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+    module = types.ModuleType("__main__")
+    module.__dict__.update(
+        {"__file__": str(path), "__builtins__": builtins, "__spec__": None, "__cached__": None}
+    )
+    saved_main = sys.modules.get("__main__")
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.modules["__main__"] = module
+    sys.argv = [str(path)]
+    sys.path.insert(0, str(path.parent))
+    try:
+        with _intercepted_runs() as ran:
+            _execute(code, module, path)
+            flow = _choose(module, name, ran, path)
+        yield flow
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+
+
+@contextlib.contextmanager
+def _intercepted_runs() -> Iterator[list[Sequent]]:
+    ran: list[Sequent] = []
+    original = Sequent.run
+
+    def noted(self: Sequent, max_loops: int = -1) -> bool:
+        ran.append(self)
+        return True
+
+    Sequent.run = noted  # type: ignore[method-assign]
+    try:
+        yield ran
+    finally:
+        Sequent.run = original  # type: ignore[method-assign]
+
+
+def _execute(code: types.CodeType, module: types.ModuleType, path: Path) -> None:
+    try:
+        exec(code, module.__dict__)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise UsageProblem(
+                f"{str(path)!r} exited with status {exc.code!r} while loading; a flow file "
+                f"should build its flow without exiting"
+            ) from exc
+    except SequentError as exc:
+        raise UsageProblem(f"the flow in {str(path)!r} does not build: {exc}") from exc
+    except Exception as exc:
+        raise UsageProblem(
+            f"loading {str(path)!r} raised {type(exc).__name__}: {exc}{_where(exc, path)}"
+        ) from exc
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    frames = [f for f in _frames(exc) if f[0] == str(path)]
+    return f" (line {frames[-1][1]})" if frames else ""
+
+
+def _frames(exc: BaseException) -> list[tuple[str, int]]:
+    result = []
+    tb = exc.__traceback__
+    while tb is not None:
+        result.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    return result
+
+
+def _choose(module: types.ModuleType, name: str | None, ran: list[Sequent], path: Path) -> Sequent:
+    shown = str(path)
+    if name is not None:
+        value: Any = module
+        for part in name.split("."):
+            if not hasattr(value, part):
+                raise UsageProblem(
+                    f"{shown!r} has no object {name!r}; name a Sequent or a function returning "
+                    f"one, as FILE:OBJECT"
+                )
+            value = getattr(value, part)
+        return _as_flow(value, name, shown, ran)
+    flows = _distinct(v for k, v in vars(module).items() if not k.startswith("__"))
+    if len(flows) == 1:
+        return flows[0]
+    if len(flows) > 1:
+        names = sorted(k for k, v in vars(module).items() if isinstance(v, Sequent))
+        raise UsageProblem(
+            f"{shown!r} defines several flows ({', '.join(names)}); choose one as "
+            f"{shown}:{names[0]}"
+        )
+    started = _distinct(ran)
+    if len(started) == 1:
+        return started[0]
+    if len(started) > 1:
+        ran_names = ", ".join(repr(flow.name) for flow in started)
+        raise UsageProblem(
+            f"{shown!r} runs several flows ({ran_names}) and keeps none in a module-level name; "
+            f"choose one as FILE:OBJECT"
+        )
+    for builder in BUILDER_NAMES:
+        value = vars(module).get(builder)
+        if callable(value):
+            return _as_flow(value, builder, shown, ran)
+    raise UsageProblem(
+        f"no flow found in {shown!r}: define a module-level Sequent or a build_flow() function, "
+        f"or name one as FILE:OBJECT (a Sequent, or a function returning one)"
+    )
+
+
+def _distinct(values: Any) -> list[Sequent]:
+    flows: list[Sequent] = []
+    for value in values:
+        if isinstance(value, Sequent) and not value._proxy and all(f is not value for f in flows):
+            flows.append(value)
+    return flows
+
+
+def _as_flow(value: Any, name: str, shown: str, ran: list[Sequent]) -> Sequent:
+    if isinstance(value, Sequent):
+        return value
+    if not callable(value):
+        raise UsageProblem(
+            f"{shown}:{name} is a {type(value).__name__}, not a Sequent or a function returning one"
+        )
+    try:
+        inspect.signature(value).bind()
+    except TypeError as exc:
+        raise UsageProblem(
+            f"{shown}:{name} cannot be called without arguments ({exc}); give its parameters "
+            f"defaults, or name a function that takes none"
+        ) from exc
+    except ValueError:
+        pass  # a builtin without a signature: try the call
+    before = len(ran)
+    try:
+        result = value()
+    except SequentError as exc:
+        raise UsageProblem(f"{shown}:{name}() does not build a flow: {exc}") from exc
+    except Exception as exc:
+        raise UsageProblem(f"{shown}:{name}() raised {type(exc).__name__}: {exc}") from exc
+    if isinstance(result, Sequent):
+        return result
+    started = _distinct(ran[before:])
+    if result is None and len(started) == 1:
+        return started[0]
+    raise UsageProblem(
+        f"{shown}:{name}() returned {type(result).__name__}, not a Sequent; return the flow from it"
+    )
+
+
+# -- shared options --------------------------------------------------------------------------
+
+
+def _flow_overrides(
+    flow: Sequent, store: str | None, executor: str | None, logdir: str | None
+) -> None:
+    if store:
+        flow.store_path = store
+    if executor:
+        from .executors import backend_name
+
+        try:
+            backend_name(executor)
+        except SequentError as exc:
+            raise UsageProblem(str(exc)) from exc
+        flow.executor = executor
+    if logdir:
+        flow.config["logdir"] = logdir
+
+
+def _store_option(required: bool = True) -> Callable[[Any], Any]:
+    return click.option(
+        "--store",
+        "store",
+        envvar="SEQUENT_STORE",
+        required=required,
+        type=click.Path(dir_okay=False),
+        help="The store file (a .run.db); default: $SEQUENT_STORE.",
+    )
+
+
+_run_options = [
+    click.option("--store", type=click.Path(dir_okay=False), help="Use this store file."),
+    click.option("--executor", help="serial, thread, process, loky or dask."),
+    click.option("--logdir", type=click.Path(file_okay=False), help="Write logs under here."),
+    click.option(
+        "--max-loops",
+        type=int,
+        default=-1,
+        show_default=True,
+        help="Stop launching after N scheduling rounds (the run stays recoverable).",
+    ),
+    click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Live progress display (default: when standard error is a terminal).",
+    ),
+]
+
+
+def _with_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_run_options):
+        fn = option(fn)
+    return fn
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sequent")
+def cli() -> None:
+    """Run program flows, review them before they run, and look at past runs."""
+
+
+def _run(
+    target: str,
+    mode: RunMode,
+    run_id: str | None,
+    store: str | None,
+    executor: str | None,
+    logdir: str | None,
+    max_loops: int,
+    progress: bool | None,
+) -> None:
+    from .runner import run_flow
+
+    with load_flow(target) as flow:
+        _flow_overrides(flow, store, executor, logdir)
+        flow.run_mode = mode
+        flow.recovery_run = run_id
+        show = sys.stderr.isatty() if progress is None else progress
+        try:
+            try:
+                ok = run_flow(flow, max_loops=max_loops, progress=show)
+            except SequentError as exc:
+                raise UsageProblem(str(exc)) from exc
+            finally:
+                flow.close()
+        except KeyboardInterrupt:
+            ok = False
+        verb = "recovered" if mode is RunMode.recover else "ran"
+        click.echo(
+            f"{verb} run {flow.run_id} of flow {flow.name!r}: {'success' if ok else 'failure'}"
+        )
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:OBJECT]")
+@_with_run_options
+def run(target: str, **options: Any) -> None:
+    """Run the flow in FILE afresh (a restart); exit 1 when it fails."""
+    _run(target, RunMode.restart, None, **options)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:OBJECT]")
+@click.option("--run-id", help="The run to continue; default: the flow's latest run.")
+@_with_run_options
+def recover(target: str, run_id: str | None, **options: Any) -> None:
+    """Continue a run of the flow in FILE: rerun what did not succeed."""
+    _run(target, RunMode.recover, run_id, **options)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:OBJECT]")
+@click.option("--recover", "recovering", is_flag=True, help="Plan a recover, not a restart.")
+@click.option("--run-id", help="The run a recover would continue (implies --recover).")
+@click.option("--store", type=click.Path(dir_okay=False), help="Read this store file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plan(
+    target: str, recovering: bool, run_id: str | None, store: str | None, as_json: bool
+) -> None:
+    """Show what a run would do, in order, without running or writing anything."""
+    with load_flow(target) as flow:
+        _flow_overrides(flow, store, None, None)
+        mode = RunMode.recover if recovering or run_id else RunMode.restart
+        try:
+            result = flow.plan(run_mode=mode, recovery_run=run_id)
+        except SequentError as exc:
+            raise UsageProblem(str(exc)) from exc
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "flow": result.flow_name,
+                    "mode": result.mode.value,
+                    "run_id": result.run_id,
+                    "attempt": result.attempt,
+                    "nodes": [
+                        {
+                            "path": node.path,
+                            "sequence": node.sequence,
+                            "action": node.action,
+                            "container": node.container,
+                            "previous": node.previous.value if node.previous else None,
+                            "reason": node.reason,
+                        }
+                        for node in result
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(result.text())
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:OBJECT]")
+@click.option("--expanded", is_flag=True, help="One node per step instance (path, sequence).")
+@click.option("--run-id", help="Colour nodes by this run's statuses (read from the store).")
+@click.option("--store", type=click.Path(dir_okay=False), help="Read this store file.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "svg", "png"]),
+    default="dot",
+    show_default=True,
+    help="svg and png need Graphviz's dot program.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+def graph(
+    target: str,
+    expanded: bool,
+    run_id: str | None,
+    store: str | None,
+    fmt: str,
+    output: str | None,
+) -> None:
+    """Draw the flow in FILE: DOT text, or SVG/PNG through Graphviz."""
+    with load_flow(target) as flow:
+        _flow_overrides(flow, store, None, None)
+        try:
+            text = flow.to_dot(expanded=expanded, run_id=run_id)
+        except SequentError as exc:
+            raise UsageProblem(str(exc)) from exc
+    if fmt == "dot":
+        data = text.encode("utf-8")
+    else:
+        data = render_dot(text, fmt)
+    if output:
+        Path(output).write_bytes(data)
+    else:
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+
+
+def render_dot(text: str, fmt: str, timeout: float = 120) -> bytes:
+    """Lay out DOT ``text`` with Graphviz's ``dot`` into ``fmt`` bytes.
+
+    Raises ``UsageProblem`` when Graphviz is not installed or cannot lay the graph out.
+    """
+    program = shutil.which("dot")
+    if program is None:
+        raise UsageProblem(
+            f"-f {fmt} needs Graphviz's 'dot' program, which is not installed (or not on "
+            f"PATH); install Graphviz (apt-get install graphviz, brew install graphviz), or "
+            f"leave out -f to get DOT text"
+        )
+    try:
+        done = subprocess.run(
+            [program, f"-T{fmt}"],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise UsageProblem(f"Graphviz took longer than {timeout} s to lay out the graph") from exc
+    if done.returncode != 0:
+        raise UsageProblem(
+            f"Graphviz's dot failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
+        )
+    return done.stdout
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``sequent`` console script."""
+    cli.main(args=argv, prog_name="sequent")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,269 @@
+"""Dry runs: what a run of a flow would do, in the order it would do it, running nothing.
+
+``dry_run`` drives the run's own state machine (``RunState``) the way the scheduling core does
+(ready nodes start in definition order, then sequence order; dependencies first) with every
+leaf succeeding at once. Nothing is called, submitted or written: a recover reads the run being
+recovered from a store opened read-only, and containers whose ``repeats`` is a callable are not
+entered (the callable is user code; it runs when a real run reaches the container).
+
+Actions:
+
+* ``run``: the step instance would execute (a container: at least one instance inside runs);
+* ``skip``: a recover would mark it success without running it (its recovery policy skips its
+  previous status; a container: everything inside is skipped);
+* ``never reached``: its requirement cannot hold when every step before it succeeds (it waits
+  for a failure, say), so the run would mark it ``skipped``;
+* ``expanded at run time``: a container with a callable ``repeats``; its instances are known
+  only when a run reaches it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .compiler import NodeKey, Plan
+from .executors.state import RunState
+from .status import RunMode, StepStatus
+
+if TYPE_CHECKING:
+    from .flow import Sequent
+
+RUN = "run"
+SKIP = "skip"
+NEVER = "never reached"
+AT_RUN_TIME = "expanded at run time"
+
+
+@attrs.frozen
+class PlannedNode:
+    """One step instance of a dry run: what would happen to it, and why."""
+
+    key: NodeKey
+    action: str
+    container: bool
+    previous: StepStatus | None = None
+    reason: str = ""
+
+    @property
+    def path(self) -> str:
+        """The step's path (``s1_s11_s111``)."""
+        return self.key.path
+
+    @property
+    def sequence(self) -> str:
+        """The instance's sequence (``1.2.1``)."""
+        return self.key.sequence
+
+
+@attrs.frozen
+class DryRun:
+    """The result of ``Sequent.plan()``: the planned nodes in execution order.
+
+    Iterating gives ``PlannedNode`` records. ``run_id`` and ``attempt`` name the run a recover
+    would continue (None and 0 for a restart).
+    """
+
+    flow_name: str
+    mode: RunMode
+    nodes: tuple[PlannedNode, ...]
+    run_id: str | None = None
+    attempt: int = 0
+
+    def __iter__(self) -> Iterator[PlannedNode]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def keys(self, action: str | None = None, leaves_only: bool = False) -> list[NodeKey]:
+        """The node keys in execution order, optionally only those with ``action``."""
+        return [
+            node.key
+            for node in self.nodes
+            if (action is None or node.action == action) and not (leaves_only and node.container)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """How many step instances (leaves) get each action."""
+        result: dict[str, int] = {}
+        for node in self.nodes:
+            if not node.container:
+                result[node.action] = result.get(node.action, 0) + 1
+        return result
+
+    def text(self) -> str:
+        """A plain table, one line per node, for people and for the ``sequent plan`` command."""
+        head = f"Plan of flow {self.flow_name!r}: {self.mode.value}"
+        if self.run_id:
+            head += f" of run {self.run_id} (it would be attempt {self.attempt})"
+        width = max([len(str(node.key)) for node in self.nodes] + [4])
+        lines = [head, f"{'#':>4}  {'node':<{width}}  {'action':<20}  previous  note"]
+        for number, node in enumerate(self.nodes, start=1):
+            kind = " (container)" if node.container else ""
+            previous = node.previous.value if node.previous else "-"
+            lines.append(
+                f"{number:>4}  {str(node.key):<{width}}  {node.action:<20}  {previous:<8}  "
+                f"{node.reason}{kind}".rstrip()
+            )
+        counts = self.counts()
+        lines.append(
+            "Steps: " + (", ".join(f"{n} {action}" for action, n in counts.items()) or "none")
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def simulate(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -> list[PlannedNode]:
+    """Plan ``plan`` as a run would go with every leaf succeeding; ``previous`` for a recover.
+
+    Returns the nodes in the order the run would reach them. Calls no step and no ``repeats``
+    callable.
+    """
+    previous = dict(previous or {})
+    state = RunState(plan, previous, stop_on_exception=lambda spec: True)
+    heap: list[tuple[tuple[int, tuple[int, ...]], NodeKey]] = []
+    reached: dict[NodeKey, str] = {}
+    dynamic: set[NodeKey] = set()
+
+    def absorb() -> None:
+        for change in state.drain_changes():
+            key = change.key
+            if key in reached:
+                continue
+            if change.status is StepStatus.success and change.replayed:
+                reached[key] = SKIP
+            elif change.status is StepStatus.active:
+                reached[key] = RUN
+            elif change.status is StepStatus.skipped:
+                reached[key] = NEVER
+        for key in state.drain_ready():
+            heapq.heappush(heap, (state.nodes[key].rank, key))
+
+    state.start()
+    absorb()
+    while heap:
+        _, key = heapq.heappop(heap)
+        step = state.nodes[key].step
+        if step.is_container and callable(step.repeats) and key not in state.iterations:
+            state.iterations[key] = ()  # do not call user code: shown as expanded at run time
+            dynamic.add(key)
+        if state.activate(key) is not None:
+            absorb()
+            state.finish(key, StepStatus.success)
+        absorb()
+
+    children: dict[NodeKey, list[NodeKey]] = {}
+    for key, spec in state.nodes.items():
+        children.setdefault(spec.parent, []).append(key)
+
+    def container_action(key: NodeKey) -> str:
+        if key in dynamic:
+            return AT_RUN_TIME
+        actions = {action_of(child) for child in children.get(key, [])}
+        if RUN in actions or AT_RUN_TIME in actions:
+            return RUN
+        if actions and actions <= {SKIP, NEVER}:
+            return SKIP
+        return RUN
+
+    def action_of(key: NodeKey) -> str:
+        reach = reached.get(key)
+        if reach is None or reach == NEVER:
+            return NEVER
+        if state.nodes[key].step.is_container:
+            return container_action(key)
+        return reach
+
+    order = [key for key in reached]
+    order += sorted((k for k in state.nodes if k not in reached), key=lambda k: state.nodes[k].rank)
+    result = []
+    for key in order:
+        spec = state.nodes[key]
+        action = action_of(key)
+        result.append(
+            PlannedNode(
+                key=key,
+                action=action,
+                container=spec.step.is_container,
+                previous=previous.get(key),
+                reason=_reason(action, spec.step.is_container, previous.get(key), bool(previous)),
+            )
+        )
+    return result
+
+
+def _reason(action: str, container: bool, before: StepStatus | None, recovering: bool) -> str:
+    if action == SKIP:
+        if container:
+            return "everything inside is skipped"
+        return f"recovered: previous status {before.value if before else '-'}"
+    if action == NEVER:
+        return "its requirement cannot hold when the steps before it succeed"
+    if action == AT_RUN_TIME:
+        return "repeats is a callable, called when the run reaches it"
+    if recovering and not container:
+        return f"reruns: previous status {before.value}" if before else "reruns: not run before"
+    return ""
+
+
+def dry_run(
+    flow: Sequent, run_mode: RunMode | None = None, recovery_run: str | None = None
+) -> DryRun:
+    """What ``flow.run()`` would do in ``run_mode`` (default: the flow's own), running nothing.
+
+    A recover reads the run to continue from the flow's store, opened read-only. Raises the
+    compiler's ``SequentError``s for a flow that cannot run, ``DefinitionTypeError`` for a bad
+    ``run_mode``, and ``RecoveryError`` when the store holds no run to recover.
+    """
+    from .errors import DefinitionTypeError
+
+    mode = flow.run_mode if run_mode is None else run_mode
+    if not isinstance(mode, RunMode):
+        raise DefinitionTypeError(
+            f"plan(run_mode=...) takes sequent.RunMode.restart or RunMode.recover, got {mode!r}"
+        )
+    if recovery_run is not None and not isinstance(recovery_run, str):
+        raise DefinitionTypeError(f"plan(recovery_run=...) takes a run id, got {recovery_run!r}")
+    plan = flow.compile()
+    if mode is RunMode.restart:
+        return DryRun(flow.name, mode, tuple(simulate(plan)))
+    wanted = recovery_run if recovery_run is not None else flow.recovery_run
+    run_id, attempt, previous = recovery_source(flow.store_path, flow.name, wanted)
+    nodes = simulate(plan, previous)
+    return DryRun(flow.name, mode, tuple(nodes), run_id=run_id, attempt=attempt)
+
+
+__all__ = [
+    "AT_RUN_TIME",
+    "NEVER",
+    "RUN",
+    "SKIP",
+    "DryRun",
+    "PlannedNode",
+    "dry_run",
+    "simulate",
+]
+
+
+def graph_text(flow: Sequent, expanded: bool = False, run_id: str | None = None) -> str:
+    """``flow.to_dot``: DOT text of the compiled flow, coloured by run ``run_id`` if given."""
+    from .compiler.dot import to_dot
+
+    plan = flow.compile()
+    statuses: dict[NodeKey, StepStatus] = {}
+    if run_id is not None:
+        raise NotImplementedError("reading statuses from the store: waiting for the store")
+    return to_dot(plan, expanded=expanded, statuses=statuses)
+
+
+def recovery_source(
+    store_path: str, flow_name: str, run_id: str | None
+) -> tuple[str, int, dict[NodeKey, StepStatus]]:
+    """The run a recover would continue: its id, the next attempt number, latest statuses."""
+    raise NotImplementedError("waiting for the store")
