@@ -346,6 +346,26 @@ class Sequent:
             )
         return compile_flow(self.definition())
 
+    def to_dot(self, expanded: bool = False, run_id: str | None = None) -> str:
+        """The flow as Graphviz DOT text; ``run_id`` colours nodes by that run's statuses.
+
+        ``expanded=True`` draws one node per step instance. Reads the store (read-only) only
+        when ``run_id`` is given; raises ``RecoveryError`` when the store has no such run.
+        """
+        from .plan import graph_text
+
+        return graph_text(self, expanded=expanded, run_id=run_id)
+
+    def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> Any:
+        """A dry run: a ``sequent.plan.DryRun`` listing, in order, what a run would do.
+
+        Runs nothing and writes nothing; a recover reads the store read-only. Raises what
+        ``run()`` would raise before running (a flow that does not build, nothing to recover).
+        """
+        from .plan import dry_run
+
+        return dry_run(self, run_mode=run_mode, recovery_run=recovery_run)
+
     # -- running ----------------------------------------------------------------------------
 
     def run(self, max_loops: int = -1) -> bool:

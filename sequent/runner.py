@@ -7,6 +7,7 @@ opened and the run to recover looked up, in that order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("sequent")
 
 
-def run_flow(flow: Sequent, max_loops: int = -1) -> bool:
-    """Run ``flow`` once (a restart or a recover, as the flow says); True on success."""
+def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
+    """Run ``flow`` once (a restart or a recover, as the flow says); True on success.
+
+    ``progress`` True shows a live display on standard error (a rich ``Console`` to draw on
+    another one); the ``sequent`` command asks for it when standard error is a terminal.
+    """
     if isinstance(max_loops, bool) or not isinstance(max_loops, int):
         from .errors import DefinitionTypeError
 
@@ -67,7 +72,15 @@ def run_flow(flow: Sequent, max_loops: int = -1) -> bool:
         step_config=_own_config,
         logger_name=f"sequent.{flow.name}",
     )
-    with RunLogging(folder, flow.logging_level):
+    recorder: Any = session
+    display: Any = contextlib.nullcontext()
+    if progress:
+        from .progress import LiveProgress
+
+        console = None if progress is True else progress
+        display = LiveProgress(plan, flow.name, session.run_id, console=console)
+        recorder = display.wrap(session)
+    with display, RunLogging(folder, flow.logging_level):
         log.info("Sequent store file: %s", store.path)
         log.info(
             "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
@@ -78,7 +91,7 @@ def run_flow(flow: Sequent, max_loops: int = -1) -> bool:
             backend.name,
             folder,
         )
-        scheduler = Scheduler(plan, backend, session, options, previous=session.previous)
+        scheduler = Scheduler(plan, backend, recorder, options, previous=session.previous)
         try:
             result = scheduler.run()
         finally:
