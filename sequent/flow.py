@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import numbers
 import os
 import sys
@@ -150,7 +151,13 @@ class Sequent:
         self.store_path = str(store) if store else _default_store(caller)
         self.run_mode = run_mode
         self.recovery_run = recovery_run
-        self.logging_level = logging._checkLevel(logging_level)  # type: ignore[attr-defined]
+        try:
+            self.logging_level = logging._checkLevel(logging_level)  # type: ignore[attr-defined]
+        except ValueError as exc:
+            raise DefinitionError(
+                f"logging_level {logging_level!r} is not a logging level; use logging.INFO, "
+                f"'DEBUG', 'WARNING' or another level name"
+            ) from exc
         self.config = load_config(config, config_tag)
         self.executor = executor if executor is not None else self.config["task_construct"]
         if self.executor is not None:
@@ -294,6 +301,11 @@ class Sequent:
                 raise DefinitionError(f"step {owner!r} requires an event of another flow")
             return self._expression(value.requires, parent, owner)
         if isinstance(value, Or):
+            if not value.items:
+                raise DefinitionError(
+                    f"step {owner!r} requires or_() with nothing in it, which can never hold; "
+                    f"give or_ at least one (step, status) pair"
+                )
             return AnyOf(tuple(self._expression(item, parent, owner) for item in value.items))
         if isinstance(value, And):
             return AllOf(tuple(self._expression(item, parent, owner) for item in value.items))
@@ -488,8 +500,10 @@ def _seconds(value: Any, what: str, step: str, allow_none: bool) -> float:
         raise DefinitionTypeError(
             f"step {step!r}: {what} must be a number of seconds, got {value!r}"
         )
-    if value < 0:
-        raise DefinitionError(f"step {step!r}: {what} must be >= 0 seconds, got {value!r}")
+    if value < 0 or not math.isfinite(value):
+        raise DefinitionError(
+            f"step {step!r}: {what} must be a finite number of seconds >= 0, got {value!r}"
+        )
     return float(value)
 
 
