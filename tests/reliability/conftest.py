@@ -1,0 +1,23 @@
+"""Counters for the reliability suites, printed in pytest's terminal summary.
+
+Tests call ``tally(kind, n)``; the summary shows how many flows were generated, faults injected
+and bad inputs tried in this session, so a reviewer sees the evidence's size, not just "passed".
+"""
+
+from __future__ import annotations
+
+import collections
+
+COUNTS: collections.Counter[str] = collections.Counter()
+
+
+def tally(kind: str, amount: int = 1) -> None:
+    """Add ``amount`` to the counter ``kind`` shown at the end of the session."""
+    COUNTS[kind] += amount
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
+    if COUNTS:
+        terminalreporter.write_sep("-", "reliability evidence")
+        for kind, amount in sorted(COUNTS.items()):
+            terminalreporter.write_line(f"{kind}: {amount}")
