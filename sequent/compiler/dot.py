@@ -89,8 +89,10 @@ def _text(expr: Expr, top: bool) -> str:
     word = " and " if isinstance(expr, AllOf) else " or "
     if not expr.items:
         return "nothing" if isinstance(expr, AllOf) else "never"
+    if len(expr.items) == 1:
+        return _text(expr.items[0], top)
     text = word.join(_text(item, top=False) for item in expr.items)
-    return text if top or len(expr.items) == 1 else f"({text})"
+    return text if top else f"({text})"
 
 
 def _edges_of(expr: Expr, under_or: bool = False) -> Iterable[tuple[Atom, bool]]:
@@ -316,9 +318,11 @@ class _Expanded(_View):
                 + ";"
             ]
         members = self.children.get(key, [])
-        pending = callable(step.repeats) and not members
         header = f"{step.name} {key.sequence}"
-        extra = "expanded at run time" if pending else _repeats_text(step)
+        extra = _repeats_text(step)
+        if callable(step.repeats):
+            count = len({member.sequence for member in members})
+            extra = f"repeats \u00d7{count}, expanded at run time" if members else extra
         label = "\n".join(part for part in (header, extra, note) if part)
         lines = [
             f"{indent}subgraph {_quote(self.cluster_id(key))} {{",
