@@ -16,6 +16,7 @@ from .errors import (
     UnknownStepError,
 )
 from .flow import And, Event, Or, Sequent, Step, and_, or_
+from .program import Program
 from .resources import Resource, ResourcePool
 from .status import (
     RUN_RECOVER,
@@ -54,6 +55,7 @@ __all__ = [
     "ExecutorError",
     "NotSendableError",
     "Or",
+    "Program",
     "RecoveryError",
     "ResourceError",
     "Resource",

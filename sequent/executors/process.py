@@ -1,0 +1,441 @@
+"""The process backend (the default): a warm pool of worker processes, one step at a time each.
+
+    orchestrator                                        worker process (its own session)
+    ────────────                                        ────────────────────────────────
+    submit(task) ──> an idle worker? ──cloudpickle──> pipe ──> execute(task) ──> Outcome
+                     else start one, or queue                                      │
+    reader thread <── connection.wait(pipes, sentinels) <──────── pickled Outcome ─┘
+       │  resolves the step's Future, hands the worker the next queued task
+       └─ a sentinel fired: the worker died; only its step fails ("the worker process
+          ... died: killed by signal SIGKILL"), the worker is dropped and replaced on demand
+
+Why not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies it marks the
+whole pool broken and fails every step in flight. Here each worker has its own pipe and runs
+one step at a time, so a death (``os._exit``, SIGKILL, a segfault) or a kill on timeout touches
+only that worker's step.
+
+Workers call ``os.setsid()``: each is the leader of its own process group, so ``kill`` (a step
+timeout or an interruption) signals the whole group. The worker's SIGTERM handler first
+SIGKILLs the groups of ``seq.Program`` children (they run in sessions of their own), then its
+own group; SIGKILL follows after ``kill_grace`` seconds for a worker stuck in C code.
+
+Start methods: ``fork`` (the default where available) lets a script without an
+``if __name__ == "__main__":`` guard run flows, as the original library's examples do; payloads
+travel with cloudpickle, so functions defined in ``__main__`` and lambdas work with every start
+method. ``spawn`` and ``forkserver`` (``ProcessBackend(start_method="spawn")`` or
+``config={"start_method": "spawn"}``) start clean interpreters, which import the main script
+again: such a script needs the guard. With ``fork``, the pool starts its first workers before
+its reader thread exists; workers started later to grow the pool or to replace a dead one are
+forked while that thread runs (Python 3.12+ warns about forking a threaded process). That is
+safe here because the child runs only this module's loop and touches no lock the reader thread
+may hold; choose ``forkserver`` or ``spawn`` (with the guard) to avoid it altogether.
+
+Mutates only its own pool state, under one lock shared by the submitting thread and the reader.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from multiprocessing import connection
+from typing import Any
+
+import cloudpickle
+
+from ..errors import ExecutorError
+from ..program import kill_programs
+from ..status import StepStatus
+from .worker import Outcome, Task, execute
+
+log = logging.getLogger("sequent")
+
+
+def default_start_method() -> str:
+    """``fork`` where the platform has it (Linux, BSD), else ``spawn``."""
+    methods = multiprocessing.get_all_start_methods()
+    return "fork" if "fork" in methods and sys.platform != "darwin" else "spawn"
+
+
+class _Job:
+    __slots__ = ("payload", "future", "context", "sent")
+
+    def __init__(self, payload: bytes, future: Future[Outcome], task: Task) -> None:
+        self.payload = payload
+        self.future = future
+        self.context = task.context
+        self.sent = 0.0
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "job", "killed", "deadline")
+
+    def __init__(self, process: Any, conn: connection.Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.job: _Job | None = None
+        self.killed = False
+        self.deadline: float | None = None
+
+
+class ProcessBackend:
+    """Steps run in a warm pool of worker processes; a dead worker fails only its own step.
+
+    ``max_workers`` caps the pool (None: it grows to what the run needs); ``start_method`` is a
+    multiprocessing start method (default ``fork`` where available); ``kill_grace`` is how long
+    a killed worker gets between SIGTERM and SIGKILL. Raises ``ExecutorError`` for an unknown
+    start method or a pool size below 1.
+    """
+
+    name = "process"
+    remote = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        start_method: str | None = None,
+        kill_grace: float = 1.0,
+    ) -> None:
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise ExecutorError(
+                f"ProcessBackend(max_workers={max_workers!r}): give a whole number >= 1 or None"
+            )
+        method = start_method or default_start_method()
+        if method not in multiprocessing.get_all_start_methods():
+            raise ExecutorError(
+                f"start method {method!r} is not available here; choose one of "
+                f"{multiprocessing.get_all_start_methods()}"
+            )
+        self.max_workers = max_workers
+        self.start_method = method
+        self.kill_grace = kill_grace
+        self._context: Any = multiprocessing.get_context(method)
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._queue: deque[_Job] = deque()
+        self._reader: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._closed = False
+
+    # -- the orchestrator's side ------------------------------------------------------------
+
+    def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
+        """Send ``task`` to an idle worker (starting one if the pool may grow) or queue it."""
+        future: Future[Outcome] = Future()
+        job = _Job(cloudpickle.dumps(task), future, task)
+        with self._lock:
+            if self._closed:
+                raise ExecutorError("the process executor was shut down; create a new flow")
+            if self._reader is None:
+                self._start_pool()
+            worker = next((w for w in self._workers if w.job is None and not w.killed), None)
+            if worker is None and (self.max_workers is None or self._busy() < self.max_workers):
+                worker = self._spawn()
+                self._wake()
+            self._queue.append(job)
+            if worker is not None:
+                self._feed(worker)
+        return future
+
+    def kill(self, future: Future[Outcome]) -> bool:
+        """Stop the step behind ``future``: drop it if queued, else kill its worker's group."""
+        with self._lock:
+            for job in self._queue:
+                if job.future is future:
+                    self._queue.remove(job)
+                    return future.cancel()
+            worker = next((w for w in self._workers if w.job and w.job.future is future), None)
+            if worker is None or worker.killed:
+                return False
+            worker.killed = True
+            worker.deadline = time.monotonic() + self.kill_grace
+            _signal_group(worker.process.pid, signal.SIGTERM)
+            self._wake()
+            return True
+
+    def shutdown(self) -> None:
+        """Stop every worker (idle ones exit at once, busy ones are killed) and the reader."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            queued, self._queue = list(self._queue), deque()
+            self._wake()
+        for job in queued:
+            job.future.cancel()
+        if self._reader is not None:
+            self._reader.join()
+        for worker in self._workers:
+            worker.conn.close()  # an idle worker reads end-of-file and exits
+            if worker.job is not None:
+                _signal_group(worker.process.pid, signal.SIGTERM)
+        for worker in self._workers:
+            worker.process.join(self.kill_grace)
+            if worker.process.exitcode is None:
+                _signal_group(worker.process.pid, signal.SIGKILL)
+                worker.process.join()
+            if worker.job is not None:
+                stopped = "the executor was shut down while it ran"
+                self._resolve(worker.job, _failure(worker.job, "WorkerError", stopped))
+        self._workers.clear()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        atexit.unregister(self.shutdown)
+
+    # -- pool internals (called with the lock held) -----------------------------------------
+
+    def _busy(self) -> int:
+        return sum(1 for w in self._workers if w.job is not None or w.killed)
+
+    def _start_pool(self) -> None:
+        """Start the first workers, then the reader thread (so they fork a one-thread process)."""
+        for _ in range(self.max_workers or min(os.cpu_count() or 1, 4)):
+            self._spawn()
+        atexit.register(self.shutdown)  # before multiprocessing joins its children at exit
+        self._reader = threading.Thread(target=self._read, name="sequent-process-reader")
+        self._reader.daemon = True
+        self._reader.start()
+
+    def _spawn(self) -> _Worker:
+        ours, theirs = self._context.Pipe(duplex=True)
+        inherited: tuple[int, ...] = ()
+        if self.start_method == "fork":  # the child must not hold its siblings' pipe ends
+            siblings = (w.conn.fileno() for w in self._workers)
+            inherited = (self._wake_r, self._wake_w, ours.fileno(), *siblings)
+        process = self._context.Process(
+            target=_serve, args=(theirs, inherited), name="sequent-worker", daemon=False
+        )
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self._workers.append(worker)
+        return worker
+
+    def _feed(self, worker: _Worker) -> None:
+        """Give an idle worker the oldest queued job that was not cancelled."""
+        while self._queue:
+            job = self._queue.popleft()
+            if job.future.set_running_or_notify_cancel():
+                worker.job = job
+                job.sent = time.time()
+                try:
+                    worker.conn.send_bytes(job.payload)
+                except OSError:
+                    pass  # the worker just died; the reader sees its sentinel and fails the job
+                return
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the reader has wake-ups pending already
+
+    # -- the reader thread ------------------------------------------------------------------
+
+    def _read(self) -> None:
+        """Resolve futures as outcomes arrive and workers die, until shutdown."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                waits: dict[Any, _Worker] = {}
+                for worker in self._workers:
+                    waits[worker.conn] = worker
+                    waits[worker.process.sentinel] = worker
+                deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = connection.wait([self._wake_r, *waits], timeout)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            done: list[tuple[_Job, Outcome]] = []
+            with self._lock:
+                if self._closed:
+                    return
+                for item in ready:
+                    owner = waits.get(item)
+                    if owner is None or owner not in self._workers:
+                        continue
+                    if item is owner.conn and not owner.killed:
+                        self._receive(owner, done)
+                    else:
+                        self._bury(owner, done)
+                self._overdue()
+            for job, outcome in done:
+                self._resolve(job, outcome)
+
+    def _receive(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> None:
+        try:
+            data = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            self._bury(worker, done)
+            return
+        job, worker.job = worker.job, None
+        if job is not None:
+            done.append((job, _loads(data, job)))
+        self._feed(worker)
+
+    def _bury(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> None:
+        """Drop a dead (or dying) worker and what is left of its group; fail its step."""
+        process = worker.process
+        process.join(0.1)
+        # SIGKILL the group: a lingering worker, and children its step left behind
+        _signal_group(process.pid, signal.SIGKILL)
+        process.join()
+        job = worker.job
+        if job is not None and not worker.killed and worker.conn.poll():
+            try:  # it sent its outcome just before it died: the step itself finished
+                done.append((job, _loads(worker.conn.recv_bytes(), job)))
+                job = None
+            except (EOFError, OSError):
+                pass
+        worker.conn.close()
+        self._workers.remove(worker)
+        if job is not None:
+            if worker.killed:
+                kind, why = "WorkerKilled", "stopped on request (a timeout or an interruption)"
+            else:
+                kind = "WorkerDied"
+                why = f"the worker process (pid {process.pid}) running it died: "
+                why += _exit_text(process.exitcode)
+            done.append((job, _failure(job, kind, why, pid=process.pid)))
+        while self._queue and (self.max_workers is None or self._busy() < self.max_workers):
+            self._feed(self._spawn())
+
+    def _overdue(self) -> None:
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.deadline is not None and worker.deadline <= now:
+                worker.deadline = None
+                _signal_group(worker.process.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _resolve(job: _Job, outcome: Outcome) -> None:
+        if not job.future.done():
+            job.future.set_result(outcome)
+
+
+def _loads(data: bytes, job: _Job) -> Outcome:
+    try:
+        outcome: Outcome = pickle.loads(data)
+    except Exception as exc:
+        why = f"its outcome could not be read in the orchestrator ({type(exc).__name__}: {exc})"
+        return _failure(job, "WorkerError", why)
+    return outcome
+
+
+def _failure(job: _Job, kind: str, why: str, pid: int = 0) -> Outcome:
+    context = job.context
+    return Outcome(
+        status=StepStatus.failure,
+        error=f"{kind}: step {context.name!r} (sequence {context.sequence}) failed: {why}",
+        started=job.sent or time.time(),
+        ended=time.time(),
+        pid=pid,
+    )
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "it did not exit"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name} ({-code})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal the worker's process group (or the worker alone, before it became a leader)."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    except PermissionError:
+        pass
+
+
+# -- the worker's side --------------------------------------------------------------------
+
+
+def _serve(conn: connection.Connection, inherited: tuple[int, ...] = ()) -> None:
+    """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF."""
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    os.setsid()
+    _reset_process_state()
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            task = pickle.loads(data)
+        except Exception as exc:
+            outcome = Outcome(
+                status=StepStatus.failure,
+                error=(
+                    f"WorkerError: the step could not be unpacked in the worker process "
+                    f"({type(exc).__name__}: {exc}); with start_method 'spawn' or 'forkserver' "
+                    f"what it uses must be importable there"
+                ),
+                pid=os.getpid(),
+            )
+        else:
+            outcome = execute(task)
+        try:
+            payload = cloudpickle.dumps(outcome)
+        except Exception as exc:
+            payload = cloudpickle.dumps(
+                Outcome(
+                    status=StepStatus.failure,
+                    error=f"WorkerError: the step's outcome cannot be sent back ({exc})",
+                    started=outcome.started,
+                    ended=outcome.ended,
+                    pid=os.getpid(),
+                )
+            )
+        try:
+            conn.send_bytes(payload)
+        except OSError:
+            return
+
+
+def _reset_process_state() -> None:
+    """Forget what a forked worker inherited: log handlers, signal handlers.
+
+    Records a step logs are captured by ``execute`` and written by the orchestrator, so the
+    worker must not also write them through inherited handlers.
+    """
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Killed by the orchestrator: kill the steps' programs, then this worker's whole group."""
+    kill_programs()
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+__all__ = ["ProcessBackend", "default_start_method"]
