@@ -31,6 +31,7 @@ import attrs
 
 from ..compiler import NodeKey, NodeSpec, Plan
 from ..context import StepContext
+from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
 from .state import Change, RunState
@@ -213,8 +214,7 @@ class Scheduler:
             attempt = self._running.get(key)
             if attempt is None or attempt.token != token:
                 return
-            if attempt.future is not None:
-                self.backend.kill(attempt.future)
+            self._kill(attempt)
             timeout = attempt.spec.step.timeout
             now = time.time()
             self._completed(
@@ -415,8 +415,7 @@ class Scheduler:
         self._halt(str(reason), None)
         log.warning("Interrupted (%s): stopping running steps", reason)
         for key, attempt in list(self._running.items()):
-            if attempt.future is not None:
-                self.backend.kill(attempt.future)
+            self._kill(attempt)
             del self._running[key]
             self.state.finish(key, StepStatus.interrupted, f"interrupted by {reason}")
         self._timers.clear()
@@ -445,6 +444,18 @@ class Scheduler:
         return restore
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _kill(self, attempt: _Attempt) -> None:
+        """Stop a running attempt: its worker where the backend can, its programs' groups.
+
+        Programs a step started in this process (serial, thread) are killed here; remote
+        backends kill those in their workers.
+        """
+        if attempt.future is not None:
+            self.backend.kill(attempt.future)
+        if not self.backend.remote:
+            key = attempt.key
+            kill_programs((self.options.run_id, key.path, key.sequence, attempt.number))
 
     def _timer(self, seconds: float, kind: str, key: NodeKey, token: int) -> None:
         heapq.heappush(
