@@ -17,6 +17,7 @@ FLOW_DEFAULTS: dict[str, Any] = {
     "logdir": os.path.join(tempfile.gettempdir(), "sequent"),
     "workdir": tempfile.gettempdir(),
     "sleep_between_loops": 1,
+    "start_method": None,  # the process executor's multiprocessing start method
 }
 
 #: Keys a step's own ``config`` may set (they override the flow's and enclosing containers').
@@ -84,6 +85,12 @@ def check_values(config: Mapping[str, Any], where: str) -> None:
     for key in ("logdir", "workdir"):
         if key in config and not isinstance(config[key], (str, os.PathLike)):
             raise ConfigError(f"{where}: {key} must be a folder path, got {config[key]!r}")
+    method = config.get("start_method")
+    if method is not None and method not in ("fork", "spawn", "forkserver"):
+        raise ConfigError(
+            f"{where}: start_method must be 'fork', 'spawn' or 'forkserver' (or None for the "
+            f"platform's default), got {method!r}"
+        )
     value = config.get("sleep_between_loops", 0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(

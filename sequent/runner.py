@@ -102,7 +102,13 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
 
 
 def _backend_options(flow: Sequent, max_concurrent: int) -> dict[str, Any]:
-    return {"max_workers": max(max_concurrent, 0) or None}
+    from .executors import DEFAULT_EXECUTOR, backend_name
+
+    options: dict[str, Any] = {"max_workers": max(max_concurrent, 0) or None}
+    method = flow.config.get("start_method")
+    if method and backend_name(flow.executor or DEFAULT_EXECUTOR) == "process":
+        options["start_method"] = method
+    return options
 
 
 def check_sendable(plan: Plan, executor: str) -> None:
