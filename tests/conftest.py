@@ -65,17 +65,47 @@ def executor(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """A client of one local Dask cluster on 127.0.0.1 shared by the session; closed at its end.
+
+    Four worker processes with one thread each (the step context's environment variables are
+    per process), and no retries of a task whose worker died, as sequent's own local cluster.
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=4,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"allowed_failures": 0},
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
 @pytest.fixture
-def make_flow(tmp_path):
-    """Create flows on an in-memory store, logging under tmp_path; closes them at the end."""
+def make_flow(tmp_path, request):
+    """Create flows on an in-memory store, logging under tmp_path; closes them at the end.
+
+    ``make_flow("dask")`` runs on the session's shared cluster (``dask_client``).
+    """
     flows: list[seq.Sequent] = []
 
     def make(executor: str = "thread", **config):
         config.setdefault("logdir", str(tmp_path / "logs"))
+        backend = config.pop("backend", None)
+        if backend is None and executor == "dask":
+            from sequent.executors.dask import DaskBackend
+
+            backend = DaskBackend(client=request.getfixturevalue("dask_client"))
         flow = seq.Sequent(
             name=config.pop("name", "test"),
             store=config.pop("store", ":memory:"),
-            executor=config.pop("backend", None) or executor,
+            executor=backend or executor,
             logging_level=config.pop("logging_level", logging.DEBUG),
             config=config,
         )

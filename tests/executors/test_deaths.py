@@ -1,0 +1,200 @@
+"""A worker process that dies or is killed fails its step, and the flow goes on by its rules.
+
+Death modes: ``os._exit``, SIGKILL, a segfault; on the process and the loky executors. The
+process executor fails only the step whose worker died and replaces the worker; loky fails every
+step in flight on its executor (documented), and says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from corerun import new_flow, run_core
+from procs import alive, gone_within
+
+from sequent.executors.process import ProcessBackend
+from sequent.status import StepStatus
+
+S = StepStatus
+
+# -- steps ---------------------------------------------------------------------------------
+
+
+def die(mode: str) -> None:
+    if mode == "exit":
+        os._exit(3)
+    elif mode == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "segfault":
+        ctypes.string_at(0)
+    time.sleep(5)  # a signal is delivered asynchronously
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def arrive(folder: str, name: str, others: list[str]) -> None:
+    """Mark ``name`` arrived in ``folder``; wait (at most 15 s) until ``others`` arrived."""
+    Path(folder, name).touch()
+    deadline = time.monotonic() + 15
+    while not all(Path(folder, other).exists() for other in others):
+        assert time.monotonic() < deadline, f"{others} never arrived"
+        time.sleep(0.005)
+
+
+def die_with_company(folder: str, mode: str) -> None:
+    arrive(folder, "doomed", ["bystander"])
+    die(mode)
+
+
+def keep_company(folder: str, seconds: float) -> int:
+    arrive(folder, "bystander", ["doomed"])
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def sleep_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def hang_with_child(folder: str) -> None:
+    """Record this worker's pid and a child's (same process group), then hang."""
+    child = subprocess.Popen(["sleep", "60"])
+    Path(folder, "pids").write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(60)
+
+
+EXPECTED = {
+    ("process", "exit"): "exit code 3",
+    ("process", "sigkill"): "killed by signal SIGKILL (9)",
+    ("process", "segfault"): "killed by signal SIGSEGV (11)",
+    ("loky", "exit"): "EXIT(3)",
+    ("loky", "sigkill"): "SIGKILL(-9)",
+    ("loky", "segfault"): "SIGSEGV(-11)",
+}
+
+
+@pytest.mark.parametrize("mode", ["exit", "sigkill", "segfault"])
+@pytest.mark.parametrize("name", ["process", "loky"])
+def test_dying_worker_fails_its_step_and_the_flow_goes_on(name, mode, lend, tmp_path):
+    backend = lend(name)
+    flow = new_flow(backend, tmp_path)
+    doomed = flow.add_step("doomed", func=die, args=(mode,))
+    flow.add_step("handler", func=pid, requires=((doomed, S.failure),))
+    flow.add_step("later", func=pid, requires=((doomed, S.complete),))
+    run = run_core(flow, backend, max_concurrent=1)
+    assert run.status() == {"doomed/1": "failure", "handler/1": "success", "later/1": "success"}
+    assert run.result is True  # the failure is handled by `handler`
+    error = run.record("doomed/1", S.failure).error
+    assert error.startswith("WorkerDied: "), error
+    assert EXPECTED[name, mode] in error, error
+    # the pool replaced the dead worker: the next steps ran, in a live process
+    assert alive(run.value("handler/1"))
+
+
+@pytest.mark.parametrize("mode", ["exit", "sigkill", "segfault"])
+def test_process_death_fails_only_the_dying_step(mode, tmp_path):
+    folder = tmp_path / "meet"
+    folder.mkdir()
+    backend = ProcessBackend(max_workers=2)
+    try:
+        flow = new_flow(backend, tmp_path)
+        flow.add_step("doomed", func=die_with_company, args=(str(folder), mode))
+        flow.add_step("bystander", func=keep_company, args=(str(folder), 0.3))
+        run = run_core(flow, backend, max_concurrent=0)
+        assert run.status() == {"doomed/1": "failure", "bystander/1": "success"}
+        assert "WorkerDied: step 'doomed' (sequence 1) failed: the worker process" in (
+            run.record("doomed/1", S.failure).error
+        )
+        # the bystander's worker is still in the pool and takes the next step
+        survivor = run.value("bystander/1")
+        again = new_flow(backend, tmp_path)
+        again.add_step("next", func=pid)
+        assert run_core(again, backend, max_concurrent=1).value("next/1") == survivor
+    finally:
+        backend.shutdown()
+
+
+def test_loky_death_fails_every_step_in_flight_and_says_so(lend, tmp_path):
+    folder = tmp_path / "meet"
+    folder.mkdir()
+    backend = lend("loky")
+    flow = new_flow(backend, tmp_path)
+    flow.add_step("doomed", func=die_with_company, args=(str(folder), "sigkill"))
+    flow.add_step("bystander", func=keep_company, args=(str(folder), 2.0))
+    run = run_core(flow, backend, max_concurrent=0)
+    assert run.status() == {"doomed/1": "failure", "bystander/1": "failure"}
+    error = run.record("bystander/1", S.failure).error
+    assert "WorkerDied: a loky worker process died while step 'bystander'" in error
+    assert "may not be the one whose worker died" in error
+    # a fresh executor takes the next step
+    again = new_flow(backend, tmp_path)
+    again.add_step("next", func=pid)
+    assert run_core(again, backend).status() == {"next/1": "success"}
+
+
+def test_process_pool_is_warm_one_worker_runs_consecutive_steps(tmp_path):
+    backend = ProcessBackend(max_workers=1)
+    try:
+        flow = new_flow(backend, tmp_path)
+        first = flow.add_step("first", func=pid)
+        flow.add_step("second", func=pid, requires=((first, S.success),))
+        run = run_core(flow, backend, max_concurrent=1)
+        assert run.value("first/1") == run.value("second/1") != os.getpid()
+    finally:
+        backend.shutdown()
+    assert not alive(run.value("first/1"))
+
+
+def test_process_timeout_kills_the_worker_group_and_only_that(tmp_path):
+    folder = tmp_path / "hang"
+    folder.mkdir()
+    backend = ProcessBackend(max_workers=2)
+    try:
+        flow = new_flow(backend, tmp_path)
+        flow.add_step("hang", func=hang_with_child, args=(str(folder),), timeout=0.5)
+        flow.add_step("other", func=sleep_pid, args=(1.0,))
+        started = time.time()
+        run = run_core(flow, backend, max_concurrent=0)
+        failure = run.record("hang/1", S.failure)
+        assert failure.error == "TimeoutError: step 'hang' timed out after 0.5 s"
+        assert failure.time - started < 5
+        assert run.status()["other/1"] == "success"
+        worker, child = map(int, (folder / "pids").read_text().split())
+        assert gone_within(worker, 5), "the timed-out step's worker still runs"
+        assert gone_within(child, 5), "the timed-out step's child process still runs"
+        assert alive(run.value("other/1")), "the other step's worker was killed too"
+    finally:
+        backend.shutdown()
+
+
+def test_process_pool_shutdown_leaves_no_worker(tmp_path):
+    backend = ProcessBackend(max_workers=3)
+    flow = new_flow(backend, tmp_path)
+    for name in ("a", "b", "c"):
+        flow.add_step(name, func=pid)
+    run = run_core(flow, backend, max_concurrent=0)
+    backend.shutdown()
+    for name in ("a", "b", "c"):
+        assert not alive(run.value(f"{name}/1"))
+
+
+def test_process_spawn_start_method_runs_steps(tmp_path):
+    backend = ProcessBackend(max_workers=1, start_method="spawn")
+    try:
+        flow = new_flow(backend, tmp_path)
+        doomed = flow.add_step("doomed", func=die, args=("exit",))
+        flow.add_step("after", func=pid, requires=((doomed, S.failure),))
+        run = run_core(flow, backend, max_concurrent=1)
+        assert run.status() == {"doomed/1": "failure", "after/1": "success"}
+        assert "exit code 3" in run.record("doomed/1", S.failure).error
+    finally:
+        backend.shutdown()
