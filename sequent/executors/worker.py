@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ..context import StepContext, entered
+from ..context import StepContext, current, entered
 from ..status import StepStatus
 
 HOST = socket.gethostname()
@@ -51,13 +51,21 @@ class Outcome:
 
 
 class _Capture(logging.Handler):
-    """Collects the records a step emits in a worker process, as plain picklable dicts."""
+    """Collects the records a step emits in a worker process, as plain picklable dicts.
 
-    def __init__(self) -> None:
+    Where one worker process runs several steps at once (a Dask worker with several threads),
+    a record logged inside another step's context is left to that step's capture.
+    """
+
+    def __init__(self, context: StepContext) -> None:
         super().__init__(logging.NOTSET)
+        self.context = context
         self.records: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        running = current()
+        if running is not None and running is not self.context:
+            return
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not fail the step
@@ -85,7 +93,7 @@ def execute(task: Task) -> Outcome:
     root = logging.getLogger()
     saved_level = root.level
     if task.remote:
-        capture = _Capture()
+        capture = _Capture(task.context)
         root.addHandler(capture)
         root.setLevel(logging.DEBUG)
     started = time.time()
