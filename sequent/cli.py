@@ -451,6 +451,156 @@ def render_dot(text: str, fmt: str, timeout: float = 120) -> bytes:
     return done.stdout
 
 
+@contextlib.contextmanager
+def _reading(store: str) -> Iterator[Any]:
+    from .plan import read_store
+
+    try:
+        with read_store(store) as opened:
+            yield opened
+    except SequentError as exc:
+        raise UsageProblem(str(exc)) from exc
+
+
+def _table(headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    """Print rows as a rich table on a terminal, as aligned plain text otherwise."""
+    out = click.get_text_stream("stdout")
+    if out.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, title=title, header_style="bold")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    if title:
+        click.echo(title)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        )
+
+
+def _when(value: float | None) -> str:
+    if not value:
+        return "-"
+    import time
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    return f"{stamp}.{int(value % 1 * 1000):03d}"
+
+
+def _result(value: Any) -> str:
+    return {True: "success", False: "failure"}.get(value, "unfinished")
+
+
+@cli.command()
+@_store_option()
+@click.option("--flow", "flow_name", help="Only the runs of this flow.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs(store: str, flow_name: str | None, as_json: bool) -> None:
+    """List the runs recorded in a store, newest first."""
+    with _reading(store) as opened:
+        found = opened.runs(flow_name)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+        return
+    if not found:
+        which = f" of flow {flow_name!r}" if flow_name else ""
+        click.echo(f"no runs{which} in {store}")
+        return
+    _table(
+        ["run id", "flow", "attempts", "started", "ended", "result", "executor"],
+        [
+            [
+                run["run_id"],
+                run["flow_name"],
+                str(run.get("attempts", "")),
+                _when(run.get("started")),
+                _when(run.get("ended")),
+                _result(run.get("result")),
+                run.get("executor") or "",
+            ]
+            for run in found
+        ],
+    )
+
+
+@cli.command()
+@click.argument("run_id")
+@_store_option()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def show(run_id: str, store: str, as_json: bool) -> None:
+    """Show each step instance of run RUN_ID: status, times, errors."""
+    with _reading(store) as opened:
+        try:
+            run_row = opened.run(run_id)
+            attempts = opened.attempts(run_id)
+            nodes = opened.nodes(run_id)
+        except SequentError as exc:
+            raise UsageProblem(str(exc)) from exc
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"run": run_row, "attempts": attempts, "nodes": nodes}, indent=2, default=str
+            )
+        )
+        return
+    click.echo(
+        f"Run {run_row['run_id']} of flow {run_row['flow_name']!r}: "
+        f"{_result(run_row.get('result'))}, {len(attempts)} attempt(s), started "
+        f"{_when(run_row.get('started'))}"
+    )
+    for attempt in attempts:
+        click.echo(
+            f"  attempt {attempt['attempt']} ({attempt['mode']}): "
+            f"{_result(attempt.get('result'))}, {_when(attempt.get('started'))} to "
+            f"{_when(attempt.get('ended'))}"
+        )
+    rows = []
+    for node in nodes:
+        error = (node.get("error") or "").strip().splitlines()
+        status = node["status"] + (" (recovered)" if node.get("replayed") else "")
+        duration = node.get("duration")
+        rows.append(
+            [
+                f"{node['path']}/{node['sequence']}",
+                status,
+                str(node["attempt"]),
+                _when(node.get("started")),
+                _when(node.get("ended")),
+                f"{duration:.3f}" if duration is not None else "",
+                str(node.get("retry") or 0),
+                error[-1][:120] if error else "",
+            ]
+        )
+    _table(["node", "status", "attempt", "started", "ended", "seconds", "retries", "error"], rows)
+
+
+@cli.command()
+@click.argument("run_id")
+@_store_option()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write (default: report-RUN_ID.html).",
+)
+def report(run_id: str, store: str, output: str | None) -> None:
+    """Write an HTML page of run RUN_ID: its timeline, its graph, its step instances."""
+    from .report import write_report
+
+    target = output or f"report-{run_id}.html"
+    with _reading(store) as opened:
+        try:
+            written = write_report(opened, run_id, target)
+        except SequentError as exc:
+            raise UsageProblem(str(exc)) from exc
+    click.echo(f"wrote {written}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``sequent`` console script."""
     cli.main(args=argv, prog_name="sequent")

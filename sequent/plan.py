@@ -19,15 +19,24 @@ Actions:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import os
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .compiler import NodeKey, Plan
+from .errors import RecoveryError, StoreError
 from .executors.state import RunState
 from .status import RunMode, StepStatus
+from .store.schema import VERSION as STORE_VERSION
+from .store.sqlite import SqliteStore
+from .store.sqlite import _check_file as check_store_file
+from .store.sqlite import _inspect as inspect_store
 
 if TYPE_CHECKING:
     from .flow import Sequent
@@ -234,7 +243,7 @@ def dry_run(
     if mode is RunMode.restart:
         return DryRun(flow.name, mode, tuple(simulate(plan)))
     wanted = recovery_run if recovery_run is not None else flow.recovery_run
-    run_id, attempt, previous = recovery_source(flow.store_path, flow.name, wanted)
+    run_id, attempt, previous = recovery_source(flow, wanted)
     nodes = simulate(plan, previous)
     return DryRun(flow.name, mode, tuple(nodes), run_id=run_id, attempt=attempt)
 
@@ -252,18 +261,118 @@ __all__ = [
 
 
 def graph_text(flow: Sequent, expanded: bool = False, run_id: str | None = None) -> str:
-    """``flow.to_dot``: DOT text of the compiled flow, coloured by run ``run_id`` if given."""
+    """``flow.to_dot``: DOT text of the compiled flow, coloured by run ``run_id`` if given.
+
+    Raises the compiler's errors for a flow that does not build, ``RecoveryError`` when the
+    store holds no run ``run_id`` and ``StoreError`` when it is not a readable store.
+    """
     from .compiler.dot import to_dot
 
     plan = flow.compile()
     statuses: dict[NodeKey, StepStatus] = {}
     if run_id is not None:
-        raise NotImplementedError("reading statuses from the store: waiting for the store")
+        if not isinstance(run_id, str):
+            from .errors import DefinitionTypeError
+
+            raise DefinitionTypeError(f"to_dot(run_id=...) takes a run id string, got {run_id!r}")
+        with flow_store(flow) as store:
+            statuses = latest_statuses(store, run_id)
     return to_dot(plan, expanded=expanded, statuses=statuses)
 
 
+def latest_statuses(store: Any, run_id: str) -> dict[NodeKey, StepStatus]:
+    """Each node's latest recorded status in run ``run_id``; ``RecoveryError`` if unknown."""
+    return {
+        NodeKey(row["path"], row["sequence"]): StepStatus(row["status"])
+        for row in store.nodes(run_id)
+    }
+
+
 def recovery_source(
-    store_path: str, flow_name: str, run_id: str | None
+    flow: Sequent, run_id: str | None
 ) -> tuple[str, int, dict[NodeKey, StepStatus]]:
-    """The run a recover would continue: its id, the next attempt number, latest statuses."""
-    raise NotImplementedError("waiting for the store")
+    """The run a recover of ``flow`` would continue: its id, next attempt, latest statuses.
+
+    Raises ``RecoveryError`` as a real recover would: no store, no run of this flow, or no run
+    ``run_id``.
+    """
+    with flow_store(flow) as store:
+        if store is None or not store.exists:
+            raise RecoveryError(
+                f"nothing to recover: the store {flow.store_path!r} does not exist, so it holds "
+                f"no run of flow {flow.name!r}; run the flow with RunMode.restart first, or pass "
+                f"the store= path the failed run used"
+            )
+        found = store.recovery(flow.name, run_id)
+    return found.run_id, found.attempt, dict(found.previous)
+
+
+@contextlib.contextmanager
+def flow_store(flow: Sequent) -> Iterator[Any]:
+    """The store ``flow`` records into, for reading: its open store if it ran in this process,
+    else its file opened read-only (see ``read_store``).
+    """
+    if flow._store is not None:
+        yield flow._store
+        return
+    if flow.store_path == ":memory:":
+        raise RecoveryError(
+            f"flow {flow.name!r} uses an in-memory store and has not run in this process, so "
+            f"there is no run to read; give the flow a store file"
+        )
+    with read_store(flow.store_path, missing_ok=True) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def read_store(path: str | os.PathLike[str], missing_ok: bool = False) -> Iterator[Any]:
+    """Open the store file at ``path`` read-only (an SQLite ``mode=ro`` connection); close it after.
+
+    Nothing is written to the file, not even a migration. Raises ``StoreError`` when ``path``
+    does not exist (unless ``missing_ok``: then yields a store that holds no run), is not a
+    sequent store, or was written by an older sequent that a run must migrate first.
+    """
+    store = _ReadOnlyStore(os.fspath(path))
+    if not store.exists and not missing_ok:
+        raise StoreError(
+            f"no store at {os.fspath(path)!r}; pass the path of a flow's .run.db file (a flow "
+            f"named by its script records into <script>.run.db next to it)"
+        )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class _ReadOnlyStore(SqliteStore):
+    """A ``SqliteStore`` on a read-only connection: its queries work, its writes cannot."""
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if self.memory:
+            raise StoreError("an in-memory store cannot be opened read-only")
+        path = self.path
+        check_store_file(path)
+        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {path!r} read-only ({exc})") from exc
+        try:
+            version = inspect_store(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        if version < STORE_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store {path!r} has schema version {version} (this sequent writes "
+                f"{STORE_VERSION}); it is upgraded by the next run that records into it, and "
+                f"cannot be read before"
+            )
+        self._conn = conn
+        return conn
+
+    def _write(self, body: Any) -> Any:
+        raise StoreError(f"the store {self.path!r} is open read-only; nothing was written")
