@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,8 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
             backend.name,
             folder,
         )
+        for message in getattr(session, "differences", ()):
+            log.info("%s", message)
         scheduler = Scheduler(plan, backend, recorder, options, previous=session.previous)
         try:
             result = scheduler.run()
@@ -98,7 +101,23 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
             session.finish(scheduler.state.result() and not scheduler._halted)
         _summary(scheduler)
         log.info("Processing finished with: %s", "success" if result else "failure")
+    if scheduler.interrupted_by:
+        _redeliver(scheduler.interrupted_by)
     return result
+
+
+def _redeliver(reason: str) -> None:
+    """Hand the signal that interrupted a run, now recorded, to the handler it would have met.
+
+    Python's default handlers make SIGINT raise ``KeyboardInterrupt`` and SIGTERM end the
+    process (thread steps still running are abandoned); an application's own handler is called
+    instead, and ``run()`` then returns False.
+    """
+    if reason == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    signum = getattr(signal, reason, None)
+    if signum in (signal.SIGINT, signal.SIGTERM):
+        signal.raise_signal(signum)
 
 
 def _backend_options(flow: Sequent, max_concurrent: int) -> dict[str, Any]:

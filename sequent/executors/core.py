@@ -130,6 +130,8 @@ class Scheduler:
         self._retry_wait: dict[NodeKey, Outcome] = {}
         self._submit: list[_Attempt] = []
         self._halted: str | None = None
+        #: The signal name (or "KeyboardInterrupt") that interrupted the run, if one did.
+        self.interrupted_by: str | None = None
         self.rounds = 0
 
     # -- the loop ---------------------------------------------------------------------------
@@ -413,6 +415,7 @@ class Scheduler:
 
     def _interrupt(self, reason: Any) -> None:
         self._halt(str(reason), None)
+        self.interrupted_by = self.interrupted_by or str(reason)
         log.warning("Interrupted (%s): stopping running steps", reason)
         for key, attempt in list(self._running.items()):
             self._kill(attempt)
