@@ -127,10 +127,10 @@ class DaskBackend:
             return False
         task_future, step = entry
         task_future.cancel()
-        try:
-            self._client.run(kill_programs, step, wait=False, on_error="ignore")
-        except Exception:  # noqa: BLE001 - the cluster may be going away; the timeout stands
-            pass
+        client = self._client
+        threading.Thread(  # a round trip to every worker: not on the scheduling loop's time
+            target=_kill_programs_on_workers, args=(client, step), daemon=True
+        ).start()
         return False
 
     def shutdown(self) -> None:
@@ -172,6 +172,13 @@ def _outcome(done: distributed.Future, task: Task, started: float) -> Outcome:
         kind = "WorkerDied" if type(exc).__name__ == "KilledWorker" else "WorkerError"
         why = f"{kind}: {where} failed on the Dask cluster: {type(exc).__name__}: {exc}"
     return Outcome(status=StepStatus.failure, error=why, started=started, ended=time.time())
+
+
+def _kill_programs_on_workers(client: distributed.Client, step: tuple[Any, ...]) -> None:
+    try:
+        client.run(kill_programs, step, on_error="ignore")
+    except Exception:  # noqa: BLE001 - the cluster may be going away; the timeout stands
+        pass
 
 
 def _call(payload: bytes) -> Outcome:
