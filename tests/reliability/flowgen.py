@@ -5,14 +5,16 @@ turns it into a ``sequent.Sequent``; ``expected`` computes, independently of seq
 machine, the status every node must end with when no ``stop_on_exception`` cuts the run short.
 
 Flows are acyclic by construction: a step may only require siblings defined before it.
-Leaf kinds: ``ok`` (``operator.add``) and ``boom`` (``operator.truediv(1, 0)`` raises) are
-builtins, so they can be sent to any executor; ``logged`` and ``flaky`` append each call to a
+Leaf kinds: ``ok`` (``operator.add``), ``boom`` (``operator.truediv(1, 0)`` raises) and ``die``
+(``os._exit(3)``: the worker process dies; process-based executors only) are builtins, so they
+can be sent to any executor; ``logged`` and ``flaky`` append each call to a
 side file, and ``flaky`` fails on its first call per node (see ``called``).
 """
 
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +215,8 @@ def _leaf(kind: str, side_files: Any) -> tuple[Callable[..., Any], tuple[Any, ..
         return operator.add, (1, 2)
     if kind == "boom":
         return operator.truediv, (1, 0)
+    if kind == "die":
+        return os._exit, (3,)
     assert kind in ("flaky", "logged") and side_files is not None
     return called, (*side_files, kind == "flaky")
 
@@ -239,17 +243,19 @@ class Expected:
     result: bool = True
     #: Nodes whose failure reaches the top with stop_on_exception in force: a run may stop.
     stoppers: set[tuple[str, str]] = field(default_factory=set)
+    #: The kind of every node (``box`` for containers).
+    kind: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def expected(spec: FlowSpec, succeeds: Callable[[StepSpec], bool] | None = None) -> Expected:
     """The final status of every node, computed from the description alone.
 
-    ``succeeds`` says whether a leaf's call succeeds (default: all but ``boom`` and the first
-    call of ``flaky``).
+    ``succeeds`` says whether a leaf's call succeeds (default: all but ``boom``, ``die`` and the
+    first call of ``flaky``).
     Nodes of container iterations that never start, and the children of skipped containers,
     get no status.
     """
-    outcome = succeeds or (lambda step: step.kind not in ("boom", "flaky"))
+    outcome = succeeds or (lambda step: step.kind not in ("boom", "die", "flaky"))
     model = Expected()
     failed = _group(spec.steps, (), "1", spec.stop, True, outcome, model)
     model.result = not failed
@@ -295,6 +301,7 @@ def _group(
                     status = S.failure
                     break
         model.status[key] = status
+        model.kind[key] = step.kind
         done.append((status, ready))
         if status is S.failure and not handled[number]:
             failed = True
@@ -332,3 +339,16 @@ def _holds(expr: Expr, done: list[tuple[StepStatus, bool]]) -> bool:
         return status is expr.status
     values = [_holds(item, done) for item in expr.items]
     return any(values) if expr.kind == "or" else all(values)
+
+
+def kinds(spec: FlowSpec) -> set[str]:
+    """The leaf kinds ``spec`` uses."""
+    found: set[str] = set()
+
+    def visit(steps: tuple[StepSpec, ...]) -> None:
+        for step in steps:
+            found.add(step.kind)
+            visit(step.children)
+
+    visit(spec.steps)
+    return found

@@ -13,8 +13,11 @@ checked against the model's weaker promise instead of node for node.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,11 +48,16 @@ class Observed:
         self.stopping = stopping
 
 
-def run(spec: flowgen.FlowSpec, executor: str, logdir: str) -> Observed:
-    """Run ``spec`` through the scheduling core in a thread; fail if it does not end in time."""
+def run(spec: flowgen.FlowSpec, executor: str, logdir: str, backend: Any = None) -> Observed:
+    """Run ``spec`` through the scheduling core in a thread; fail if it does not end in time.
+
+    ``backend``: a warm backend to use (and leave running); default a fresh one.
+    """
     flow = flowgen.build(spec, executor, logdir=logdir)
     plan = flow.compile()
-    backend = create_backend(executor, max_workers=None)
+    own = backend is None
+    if own:
+        backend = create_backend(executor, max_workers=None)
     recorder = MemoryRecorder()
     options = RunOptions(
         run_id="property",
@@ -76,7 +84,8 @@ def run(spec: flowgen.FlowSpec, executor: str, logdir: str) -> Observed:
         if "error" in box:
             raise AssertionError(f"{executor}: run() raised {box['error']!r}") from box["error"]
     finally:
-        backend.shutdown()
+        if own:
+            backend.shutdown()
     return Observed(recorder, bool(box["result"]), scheduler.state.stopping)
 
 
@@ -158,6 +167,67 @@ def test_every_executor_ends_as_the_model_says(spec: flowgen.FlowSpec, tmp_path_
     check_against_model(thread, model, "thread")
     if not model.stoppers:
         assert thread.status == serial.status
+
+
+# -- (c) process-based executors agree, also when workers die ------------------------------
+
+REMOTE = {"process": "sequent.executors.process", "loky": "sequent.executors.loky"}
+
+
+@pytest.fixture(scope="module")
+def warm_backends():
+    """One backend per process-based executor for the whole module (their pools start slowly)."""
+    backends: dict[str, Any] = {}
+    yield backends
+    for backend in backends.values():
+        backend.shutdown()
+
+
+QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+DYING_FLOWS = flowgen.flows(leaf_kinds=("ok", "ok", "boom", "die"), max_siblings=3)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=QUIET)
+@given(spec=DYING_FLOWS)
+def test_process_executor_ends_as_the_model_says(
+    spec: flowgen.FlowSpec, warm_backends, tmp_path_factory
+) -> None:
+    """(c) the process executor ends every node as the model does; a leaf that kills its
+    worker (``os._exit``) is a failure like a raising one, and fails nothing else."""
+    _check_remote("process", spec, warm_backends, tmp_path_factory)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=QUIET)
+@given(spec=DYING_FLOWS)
+def test_loky_executor_ends_as_the_model_says(
+    spec: flowgen.FlowSpec, warm_backends, tmp_path_factory
+) -> None:
+    """(c) the same on loky. A dying worker breaks loky's pool and fails every step in flight
+    (documented in sequent/executors/loky.py), so flows with deaths run one step at a time
+    there; each death costs a new pool (about a second), hence fewer examples."""
+    if "die" in flowgen.kinds(spec):
+        spec = dataclasses.replace(spec, max_concurrent=1)
+    _check_remote("loky", spec, warm_backends, tmp_path_factory)
+
+
+def _check_remote(executor: str, spec: flowgen.FlowSpec, warm: dict[str, Any], tmp: Any) -> None:
+    try:
+        importlib.import_module(REMOTE[executor])
+    except ImportError as exc:
+        pytest.skip(f"executor {executor!r} unavailable: {exc}")
+    if executor not in warm:
+        warm[executor] = create_backend(executor, max_workers=4)
+    tally(f"flows generated ({executor} vs model)")
+    tally("faults injected (worker deaths in generated flows)", _deaths(spec))
+    model = flowgen.expected(spec)
+    observed = run(spec, executor, str(tmp.getbasetemp() / "logs"), backend=warm[executor])
+    check_against_model(observed, model, executor)
+
+
+def _deaths(spec: flowgen.FlowSpec) -> int:
+    """How many worker deaths a run of ``spec`` without stopping injects."""
+    model = flowgen.expected(spec)
+    return sum(1 for key, status in model.status.items() if model.kind[key] == "die")
 
 
 # -- (d) recovery converges ---------------------------------------------------------------
