@@ -78,7 +78,7 @@ def dask_client():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         scheduler_kwargs={"allowed_failures": 0},
     )
     client = distributed.Client(cluster, set_as_default=False)

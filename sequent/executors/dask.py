@@ -1,7 +1,10 @@
 """The Dask backend: steps run on the workers of a ``distributed`` cluster.
 
 By default the backend starts a ``LocalCluster`` bound to 127.0.0.1 (worker processes with one
-thread each, no dashboard) at the first step and closes it in ``shutdown``.
+thread each; its HTTP endpoint on a free local port) at the first step and closes it in
+``shutdown``. The cluster's worker processes are started with ``spawn``, which imports the main
+script again: a script that runs a flow on the local cluster needs an
+``if __name__ == "__main__":`` guard.
 ``DaskBackend(address="tcp://host:8786")`` connects to a running scheduler instead, and
 ``DaskBackend(client=client)`` uses a client you made (neither cluster is closed by sequent).
 A step's ``hosts=[...]`` becomes ``workers=[...]`` on its Dask task (worker names, addresses
@@ -83,7 +86,7 @@ class DaskBackend:
                         "threads_per_worker": 1,
                         "processes": True,
                         "host": "127.0.0.1",
-                        "dashboard_address": None,
+                        "dashboard_address": "127.0.0.1:0",  # a free local port, no clash
                         "scheduler_kwargs": {"allowed_failures": 0},
                         **self.cluster_options,
                     }

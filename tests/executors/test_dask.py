@@ -1,0 +1,96 @@
+"""The Dask executor: ``hosts=`` places steps on named workers; sequent's own local cluster is
+bound to 127.0.0.1 and closed by ``shutdown``; a cluster it was given is left running."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from corerun import new_flow, run_core
+
+from sequent.errors import ExecutorError
+from sequent.status import StepStatus
+
+distributed = pytest.importorskip("distributed")
+
+from sequent.executors.dask import DaskBackend, DaskExecutor  # noqa: E402
+
+S = StepStatus
+
+
+def where() -> tuple[str, int]:
+    """The name of the Dask worker running this step, and its process id."""
+    return distributed.get_worker().name, os.getpid()
+
+
+@pytest.fixture(scope="module")
+def named_cluster():
+    """Two workers named ``alpha`` and ``beta`` (one thread each) on 127.0.0.1."""
+    worker = {"cls": distributed.Nanny, "options": {"nthreads": 1, "host": "127.0.0.1"}}
+    cluster = distributed.SpecCluster(
+        workers={"alpha": worker, "beta": worker},
+        scheduler={
+            "cls": distributed.Scheduler,
+            "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+        },
+    )
+    yield cluster
+    cluster.close()
+    assert cluster.status.name == "closed"
+
+
+def test_hosts_place_steps_on_the_named_workers(named_cluster, tmp_path):
+    backend = DaskBackend(address=named_cluster.scheduler_address)
+    try:
+        flow = new_flow(backend, tmp_path)
+        box = flow.add_step("box", repeats=[1, 2, 3])
+        box.add_step("on_alpha", func=where, hosts=["alpha"])
+        box.add_step("on_beta", func=where, hosts=["beta"])
+        flow.add_step("anywhere", func=where)
+        run = run_core(flow, backend)
+        assert run.result is True
+        for sequence in ("1.1", "1.2", "1.3"):
+            assert run.value(f"box_on_alpha/{sequence}")[0] == "alpha"
+            assert run.value(f"box_on_beta/{sequence}")[0] == "beta"
+        assert run.value("anywhere/1")[0] in ("alpha", "beta")
+        pids = {run.value(f"box_on_{name}/1.1")[1] for name in ("alpha", "beta")}
+        assert len(pids) == 2 and os.getpid() not in pids
+    finally:
+        backend.shutdown()
+    # the backend closed its client only: the cluster it was pointed at still runs
+    assert named_cluster.status.name == "running"
+
+
+def test_own_local_cluster_is_on_localhost_and_closed_by_shutdown(tmp_path):
+    backend = DaskExecutor(max_workers=1)
+    flow = new_flow(backend, tmp_path)
+    flow.add_step("where", func=where)
+    run = run_core(flow, backend)
+    assert run.status() == {"where/1": "success"}
+    cluster = backend._cluster
+    assert cluster is not None
+    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert all(
+        info["host"] == "127.0.0.1" for info in backend.client.scheduler_info()["workers"].values()
+    )
+    backend.shutdown()
+    assert cluster.status.name == "closed"
+    assert backend._client is None
+
+
+def test_a_dying_dask_worker_fails_its_step(dask_client, tmp_path):
+    backend = DaskBackend(client=dask_client)
+    flow = new_flow(backend, tmp_path)
+    doomed = flow.add_step("doomed", func=os._exit, args=(5,))
+    flow.add_step("after", func=where, requires=((doomed, S.failure),))
+    run = run_core(flow, backend)
+    assert run.status() == {"doomed/1": "failure", "after/1": "success"}
+    error = run.record("doomed/1", S.failure).error
+    assert error.startswith("WorkerDied: step 'doomed' (sequence 1) failed on the Dask cluster")
+    backend.shutdown()
+    assert dask_client.status == "running"  # a client given to the backend is not closed
+
+
+def test_address_and_client_together_are_refused(dask_client):
+    with pytest.raises(ExecutorError, match="address= or client=, not both"):
+        DaskBackend(address="tcp://127.0.0.1:1", client=dask_client)
