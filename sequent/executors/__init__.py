@@ -37,7 +37,7 @@ _ALIASES = {
     "distributed": "dask",
 }
 
-DEFAULT_EXECUTOR = "thread"  # "process" once its backend lands
+DEFAULT_EXECUTOR = "process"  # the seed documents mp.Process: a warm pool of worker processes
 
 
 def backend_name(spec: Any) -> str:
