@@ -80,6 +80,7 @@ class _Capture(logging.Handler):
                 "levelname": record.levelname,
                 "msg": message,
                 "created": record.created,
+                "msecs": record.msecs,
                 "exc_text": exc_text,
                 "process": record.process,
                 "threadName": record.threadName,
