@@ -448,11 +448,13 @@ def _graph_list(
                 for status, n in sorted(counts.get(step["path"], Counter()).items())
             )
             requires = step.get("requires")
-            needs = f' <span class="needs">requires {_e(_requires_text(requires))}</span>'
-            inner = render(step["path"])
-            items.append(
-                f"<li><b>{_e(step['name'])}</b> {chips}{needs if requires else ''}{inner}</li>"
+            needs = (
+                f' <span class="needs">requires {_e(_requires_text(requires))}</span>'
+                if requires
+                else ""
             )
+            inner = render(step["path"])
+            items.append(f"<li><b>{_e(step['name'])}</b> {chips}{needs}{inner}</li>")
         return f"<ul>{''.join(items)}</ul>" if items else ""
 
     return f'<p class="note">{_e(why)}</p><div class="graph-list">{render(None)}</div>'
@@ -574,6 +576,8 @@ _SCRIPT = """
     });
   }
   box.addEventListener('input',apply);
+  var wanted=/^#filter=(.*)$/.exec(location.hash);
+  if(wanted){box.value=decodeURIComponent(wanted[1]);apply();}
 })();
 """
 
