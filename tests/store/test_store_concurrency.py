@@ -1,0 +1,61 @@
+"""Two processes run flows against one store file at the same time; both finish, fully recorded.
+
+The file does not exist when they start, so they also race to create it. Each child waits for a
+go file after importing everything, so their runs overlap (the test checks that they did).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from storehelp import finish, query, start
+
+from sequent.store import open_store
+
+
+@pytest.mark.timeout(120)
+def test_two_processes_share_a_store_file(folder):
+    store = folder / "shared.run.db"
+    go = folder / "go"
+    children = [
+        start("concurrent", "restart", store, folder, FLOW_NAME=name, WAIT_FOR=str(go),
+              MAX_CONCURRENT="8")
+        for name in ("left", "right")
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not all((folder / f"go.{name}.ready").exists() for name in ("left", "right")):
+        assert time.monotonic() < deadline, "the children never got ready"
+        assert all(child.poll() is None for child in children), "a child ended early"
+        time.sleep(0.005)
+    go.touch()
+    results = [finish(child, timeout=90) for child in children]
+    for status, out, err in results:
+        assert status == 0, err
+        assert "locked" not in err.lower()
+        assert "result=True" in out
+
+    reader = open_store(str(store))
+    try:
+        runs = {run["flow_name"]: run for run in reader.runs()}
+        assert set(runs) == {"left", "right"}
+        for run in runs.values():
+            assert run["result"] is True
+            nodes = reader.nodes(run["run_id"])
+            leaves = [row for row in nodes if row["kind"] == "step"]
+            assert len(leaves) == 150
+            assert {row["status"] for row in nodes} == {"success"}
+            # Every leaf went ready -> active -> success, all recorded.
+            assert len(reader.events(run["run_id"])) == 3 * len(nodes)
+    finally:
+        reader.close()
+    left, right = runs["left"], runs["right"]
+    assert left["started"] < right["ended"] and right["started"] < left["ended"], (
+        "the two runs did not overlap"
+    )
+    # Their commits interleaved in the one file.
+    order = [row[0] for row in query(store, "SELECT run_id FROM events ORDER BY id")]
+    switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+    assert switches >= 10, f"the runs' records did not interleave ({switches} switches)"
+    assert query(store, "PRAGMA integrity_check") == [("ok",)]
+    assert query(store, "SELECT COUNT(*) FROM sequent_migrations") == [(1,)]
