@@ -270,3 +270,47 @@ def test_graphviz_renders_a_thousand_nodes():
     assert svg.count('class="node"') == 1 + 750
     assert svg.count('class="cluster"') == 1 + 250
     assert svg.count('class="edge"') == 500
+
+
+def test_to_dot_with_a_run_id_reads_the_statuses_from_the_store(tmp_path):
+    import hashlib
+    import logging
+
+    def build():
+        flow = seq.Sequent(
+            name="coloured",
+            store=str(tmp_path / "coloured.run.db"),
+            executor="serial",
+            logging_level=logging.WARNING,
+            config={"logdir": str(tmp_path / "logs")},
+        )
+        box = flow.add_step("box", repeats=[1, 2])
+        box.add_step("work", func=prog, args=("w",), kwargs={"success": True})
+        flow.add_step("last", func=prog, args=("l",), kwargs={"success": False},
+                      requires=((box, S.success),))  # fmt: skip
+        return flow
+
+    ran = build()
+    assert ran.run() is False
+    run_id = ran.run_id
+    live = Parsed(ran.to_dot(expanded=True, run_id=run_id))  # through the flow's open store
+    ran.close()
+    store = tmp_path / "coloured.run.db"
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    fresh = build()  # another process, say: the store file is opened read-only
+    dot = Parsed(fresh.to_dot(expanded=True, run_id=run_id))
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    fill = {name: attrs["fillcolor"] for name, (attrs, _) in dot.nodes.items()}
+    assert fill == {name: attrs["fillcolor"] for name, (attrs, _) in live.nodes.items()}
+    assert fill["box_work/1.1"] == fill["box_work/1.2"] == STATUS_COLORS[S.success]
+    assert fill["box/1"] == STATUS_COLORS[S.success]
+    assert fill["last/1"] == STATUS_COLORS[S.failure]
+    definition = Parsed(fresh.to_dot(run_id=run_id))
+    assert definition.nodes["box_work"][0]["label"] == "work\n2 success"
+    with pytest.raises(seq.RecoveryError, match="'feedbeef'"):
+        fresh.to_dot(run_id="feedbeef")
+    with pytest.raises(seq.DefinitionTypeError, match="run_id"):
+        fresh.to_dot(run_id=7)
+    memory = seed_flow()
+    with pytest.raises(seq.RecoveryError, match="in-memory store"):
+        memory.to_dot(run_id=run_id)

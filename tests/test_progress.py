@@ -1,0 +1,129 @@
+"""The live progress display: what it counts as a run goes, and what it draws."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from rich.console import Console
+
+import sequent as seq
+from sequent.compiler import NodeKey
+from sequent.progress import LiveProgress
+from sequent.runner import run_flow
+from sequent.store import MemoryRecorder
+
+S = seq.StepStatus
+
+
+def terminal():
+    buffer = io.StringIO()
+    return buffer, Console(file=buffer, force_terminal=True, width=140, color_system=None)
+
+
+def test_counts_follow_the_recorded_changes_of_leaves_only():
+    flow = seq.Sequent(name="count", store=":memory:", executor="serial")
+    box = flow.add_step("box", repeats=[1, 2])
+    box.add_step("a", func=print)
+    flow.add_step("b", func=print, requires=((box, S.failure),))
+    plan = flow.compile()
+    _, console = terminal()
+    display = LiveProgress(plan, "count", "r1", console=console)
+    recorder = MemoryRecorder()
+    tap = display.wrap(recorder)
+    assert display.counts()["total"] == 3
+    tap.node(NodeKey("box", "1"), S.active)  # a container: not counted
+    tap.node(NodeKey("box_a", "1.1"), S.ready)
+    tap.node(NodeKey("box_a", "1.1"), S.active)
+    assert display.running() == [NodeKey("box_a", "1.1")]
+    tap.node(NodeKey("box_a", "1.1"), S.failure, error="boom", retry=0)  # a try that is retried
+    tap.node(NodeKey("box_a", "1.1"), S.success)
+    tap.node(NodeKey("box_a", "1.2"), S.active)
+    tap.node(NodeKey("b", "1"), S.skipped)
+    counts = display.counts()
+    assert counts == {
+        "total": 3,
+        "done": 2,
+        "running": 1,
+        "succeeded": 1,
+        "failed": 0,
+        "skipped": 1,
+        "interrupted": 0,
+        "waiting": 0,
+    }
+    # every call reached the real recorder, in order
+    assert [(str(r.key), r.status.value) for r in recorder.records] == [
+        ("box/1", "active"),
+        ("box_a/1.1", "ready"),
+        ("box_a/1.1", "active"),
+        ("box_a/1.1", "failure"),
+        ("box_a/1.1", "success"),
+        ("box_a/1.2", "active"),
+        ("b/1", "skipped"),
+    ]
+    assert recorder.records[3].error == "boom"
+    tap.flush()
+    assert recorder.flushes == 1
+
+
+def test_instances_expanded_at_run_time_join_the_total(tmp_path):
+    buffer, console = terminal()
+    flow = seq.Sequent(
+        name="grow",
+        store=":memory:",
+        executor="serial",
+        logging_level=logging.WARNING,
+        config={"logdir": str(tmp_path / "logs")},
+    )
+    box = flow.add_step("box", repeats=lambda: ["x", "y", "z"])
+    box.add_step("a", func=print)
+    flow.add_step("b", func=print)
+    try:
+        assert run_flow(flow, progress=console) is True
+    finally:
+        flow.close()
+    screen = buffer.getvalue()
+    assert "4/4 steps done" in screen  # b, then the three instances of box_a
+    assert "4 succeeded" in screen and "0 failed" in screen
+    assert "flow 'grow' run " in screen
+
+
+def test_a_failing_run_shows_its_failures(tmp_path):
+    def fails():
+        raise RuntimeError("no")
+
+    buffer, console = terminal()
+    flow = seq.Sequent(
+        name="bad",
+        store=":memory:",
+        executor="serial",
+        logging_level=logging.CRITICAL,
+        config={"logdir": str(tmp_path / "logs"), "stop_on_exception": False},
+    )
+    flow.add_step("x", func=fails)
+    flow.add_step("y", func=print, requires=(("x", S.success),))
+    flow.add_step("z", func=print)
+    try:
+        assert run_flow(flow, progress=console) is False
+    finally:
+        flow.close()
+    final = buffer.getvalue()
+    assert "3/3 steps done" in final
+    assert "1 failed" in final and "1 skipped" in final and "1 succeeded" in final
+
+
+def test_library_runs_draw_nothing(tmp_path, capsys):
+    flow = seq.Sequent(
+        name="plain",
+        store=":memory:",
+        executor="serial",
+        logging_level=logging.CRITICAL,
+        config={"logdir": str(tmp_path / "logs")},
+    )
+    flow.add_step("a", func=print, args=("hello",))
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    captured = capsys.readouterr()
+    assert "steps done" not in captured.out + captured.err
