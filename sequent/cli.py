@@ -345,7 +345,7 @@ def recover(target: str, run_id: str | None, **options: Any) -> None:
 def plan(
     target: str, recovering: bool, run_id: str | None, store: str | None, as_json: bool
 ) -> None:
-    """Show what a run would do, in order, without running or writing anything."""
+    """Show what a run would do, in order; runs and writes nothing."""
     with load_flow(target) as flow:
         _flow_overrides(flow, store, None, None)
         mode = RunMode.recover if recovering or run_id else RunMode.restart
@@ -589,7 +589,7 @@ def show(run_id: str, store: str, as_json: bool) -> None:
     help="The HTML file to write (default: report-RUN_ID.html).",
 )
 def report(run_id: str, store: str, output: str | None) -> None:
-    """Write an HTML page of run RUN_ID: its timeline, its graph, its step instances."""
+    """Write an HTML report of run RUN_ID: timeline, graph, steps."""
     from .report import write_report
 
     target = output or f"report-{run_id}.html"
