@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,6 +31,9 @@ from .errors import (
 )
 from .resources import ResourcePool
 from .status import CONDITIONS, RunMode, StepReplay, StepStatus
+
+if TYPE_CHECKING:
+    from .plan import DryRun
 
 log = logging.getLogger("sequent")
 
@@ -368,7 +371,7 @@ class Sequent:
 
         return graph_text(self, expanded=expanded, run_id=run_id)
 
-    def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> Any:
+    def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> DryRun:
         """A dry run: a ``sequent.plan.DryRun`` listing, in order, what a run would do.
 
         Runs nothing and writes nothing; a recover reads the store read-only. Raises what
