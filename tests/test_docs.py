@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -151,6 +152,43 @@ def test_tutorial_runs_as_written(tmp_path):
     )
     assert "Summary: 4 success, 1 failure" in done.stderr
     assert (tmp_path / "pitch.run.db").is_file()
+    check_tutorial_store(tmp_path)
+
+
+def check_tutorial_store(folder):
+    """What the tutorial's `sequent runs` / `sequent show` say about the store holds."""
+    if importlib.util.find_spec("sequent.cli") is None:
+        pytest.skip("sequent.cli does not exist yet: the tutorial's commands cannot be checked")
+
+    def sequent_command(*args):
+        done = subprocess.run(
+            [sys.executable, "-c", "from sequent.cli import main; main()", *args],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    runs = sequent_command("runs", "--store", "pitch.run.db", "--json")
+    assert [(run["flow_name"], run["attempts"], run["result"]) for run in runs] == [
+        ("pitch", 2, True)
+    ]
+    shown = sequent_command("show", runs[0]["run_id"], "--store", "pitch.run.db", "--json")
+    assert [attempt["result"] for attempt in shown["attempts"]] == [False, True]
+    latest = {
+        node["path"]: (node["status"], node["replayed"])
+        for node in shown["nodes"]
+        if node["attempt"] == 1
+    }
+    assert latest == {
+        "A1": ("success", True),
+        "A2": ("success", True),
+        "B": ("success", True),
+        "C1": ("success", True),
+        "C2": ("success", False),
+    }
 
 
 def test_tutorial_prints_are_checked_in_order():

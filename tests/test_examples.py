@@ -164,6 +164,38 @@ def check_seed_recovery(folder: Path) -> None:
     assert DOING.findall(second) == SEED_RECOVERY_SECOND
 
 
+def check_program_flow(folder: Path) -> None:
+    """Programs' output reaches the log; the failing probe is handled, so the run succeeds."""
+    done = run_example(folder, "program_flow.py")
+    assert done.returncode == 0, done.stdout
+    out = done.stdout
+    assert re.search(r"\[stdout\] extract wrote 5 rows to \S+rows\.txt", out), out
+    assert "[stdout] 5 rows" in out
+    assert "[stderr] remote host unreachable" in out
+    assert "exited with status 3" in out
+    assert out.index("[stderr] remote host unreachable") < out.index("probe failed; reported")
+    assert "Failure: probe/1" in out
+    assert results(out) == ["success"]
+
+
+RAN_ON = re.compile(r"(\w+) \((\S+)\) ran on \S+, pid \d+, SEQUENT_STEP_NAME=(\w+)")
+
+
+def check_dask_flow(folder: Path) -> None:
+    """Every step ran on a Dask worker, with its context; the program step's output came back."""
+    done = run_example(folder, "dask_flow.py")
+    assert done.returncode == 0, done.stdout
+    out = done.stdout
+    assert RAN_ON.findall(out)[0] == ("first", "first/1", "first")
+    assert sorted(RAN_ON.findall(out)[1:]) == [
+        ("branch", "fan_branch/1.1", "fan_branch"),
+        ("branch", "fan_branch/1.2", "fan_branch"),
+    ]
+    assert "[stdout] a program step on a Dask worker" in out
+    assert "Summary: 5 success" in out
+    assert results(out) == ["success"]
+
+
 def check_generic(folder: Path, name: str) -> None:
     """An example without a story of its own: exits 0 and its last run succeeds."""
     done = run_example(folder, name)
@@ -176,6 +208,8 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "pitch.py": check_pitch,
     "seed_simple.py": check_seed_simple,
     "seed_recovery.py": check_seed_recovery,
+    "program_flow.py": check_program_flow,
+    "dask_flow.py": check_dask_flow,
 }
 
 
