@@ -43,6 +43,7 @@ from .compiler import (
     compile_flow,
 )
 from .compiler.dot import NOT_RUN_COLOR, STATUS_COLORS, to_dot
+from .executors.core import RETRY_DELAY_CAP
 from .status import StepStatus
 
 #: Up to this many step instances, the graph has one node per instance; beyond, one per step.
@@ -99,9 +100,11 @@ def build_report(store: Any, run_id: str) -> str:
     sections = []
     for attempt in attempts:
         number = attempt["attempt"]
+        steps = store.structure(run_id, attempt=number).get("steps", ())
         rows = timeline_rows(
             store.nodes(run_id, attempt=number),
             [event for event in events if event["attempt"] == number],
+            {step["path"]: step.get("retry_delay", 0.0) for step in steps},
         )
         sections.append(_attempt_section(attempt, rows))
     statuses = {NodeKey(r["path"], r["sequence"]): StepStatus(r["status"]) for r in latest}
@@ -113,9 +116,16 @@ def build_report(store: Any, run_id: str) -> str:
 
 
 def timeline_rows(
-    nodes: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]
+    nodes: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
+    retry_delays: Mapping[str, float] | None = None,
 ) -> list[Row]:
-    """The rows of one attempt's timeline, in the order they started (then definition order)."""
+    """The rows of one attempt's timeline, in the order they started (then definition order).
+
+    A retried try starts after the back-off the scheduler waits (``retry_delays[path]``,
+    doubled per try), counted from the previous try's recorded failure.
+    """
+    retry_delays = retry_delays or {}
     by_node: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for event in events:
         by_node.setdefault((event["path"], event["sequence"]), []).append(event)
@@ -129,10 +139,11 @@ def timeline_rows(
         tries = failures[:-1] if final_failed else failures
         retries = []
         previous = started[0] if started else None
-        for failure in tries:
+        delay = float(retry_delays.get(key.path) or 0.0)
+        for number, failure in enumerate(tries):
             begin = previous if previous is not None else failure["time"]
             retries.append((begin, failure["time"], failure.get("error") or "failed"))
-            previous = failure["time"]
+            previous = failure["time"] + min(RETRY_DELAY_CAP, delay * 2**number)
         start = node.get("started")
         if retries:
             start = start if start is not None else retries[-1][1]
@@ -183,7 +194,7 @@ def _clock(value: float | None) -> str:
 
 def timeline_svg(rows: list[Row], begin: float | None = None, end: float | None = None) -> str:
     """The SVG of one attempt's timeline (rows from ``timeline_rows``)."""
-    label_width, plot_width, right = 300, 880, 20
+    label_width, plot_width, right = 300, 860, 70
     row_height = 16 if len(rows) <= 300 else 13
     top = 30
     times = [t for row in rows for t in (row.start, row.end) if t]
