@@ -18,7 +18,7 @@ from sequent.cli import cli
 from sequent.compiler import NodeKey
 from sequent.compiler.dot import to_dot
 from sequent.plan import read_store
-from sequent.report import EXPANDED_LIMIT, build_report, plan_from_structure
+from sequent.report import EXPANDED_LIMIT, build_report, plan_from_structure, timeline_rows
 
 S = seq.StepStatus
 
@@ -167,12 +167,20 @@ def test_report_shows_retries(tmp_path):
         logging_level=logging.WARNING,
         config={"logdir": str(tmp_path / "logs")},
     )
-    flow.add_step("flaky", func=flaky, retries=2)
+    flow.add_step("flaky", func=flaky, retries=2, retry_delay=0.05)
     assert flow.run() is True
     run_id = flow.run_id
     flow.close()
     with read_store(store) as opened:
         html = build_report(opened, run_id)
+        (row,) = timeline_rows(
+            opened.nodes(run_id, attempt=0), opened.events(run_id), {"flaky": 0.05}
+        )
+    (first_start, first_end, first_error), (second_start, second_end, _) = row.retries
+    assert first_error == "RuntimeError: try 1 failed"
+    assert first_start <= first_end <= second_start <= second_end <= row.start <= row.end
+    assert second_start - first_end == pytest.approx(0.05)  # the back-off, then the try
+    assert row.start - second_end >= 0.1 - 0.005  # doubled for the third try
     assert len(bars(html)) == 1
     assert html.count('<rect class="retry"') == 2
     assert "\u00d73 tries" in html
