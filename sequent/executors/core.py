@@ -149,8 +149,13 @@ class Scheduler:
                 self._launch()
                 self._commit()
                 self._dispatch()
+                # With nothing running, timeout timers are stale: only delays and retries count.
                 idle = not self._running and (
-                    self._stopped() or (not self._timers and not self._launchable())
+                    self._stopped()
+                    or (
+                        all(timer[2] == "timeout" for timer in self._timers)
+                        and not self._launchable()
+                    )
                 )
                 if idle:
                     if self.state.finished or self._stopped():
