@@ -171,12 +171,10 @@ class RunState:
         for key in active:
             spec = self.nodes[key]
             if spec.step.is_container:
-                failed = key in self._failed_child
-                self._set(
-                    key,
-                    FAILURE if failed else reason,
-                    self._failure_message(key) if failed else "run ended before it finished",
-                )
+                if key in self._failed_child:
+                    self._set(key, *self._ending(key))
+                else:
+                    self._set(key, reason, "run ended before it finished")
                 self._note_terminal(key, spec, start_next=False)
         self._stack.clear()  # cut short: nothing may follow from these changes
         if ROOT in self._failed_child:
@@ -257,7 +255,7 @@ class RunState:
                 self.failed = True
                 self.finished = True
             else:
-                self._set(container, FAILURE, self._failure_message(container))
+                self._set(container, *self._ending(container))
             return
         iterations = self.iterations[container]
         following = self._iteration[container] + 1
@@ -268,6 +266,14 @@ class RunState:
             self.finished = True
         else:
             self._set(container, SUCCESS)
+
+    def _ending(self, container: NodeKey) -> tuple[StepStatus, str]:
+        """How a container whose iteration went wrong ends: ``failure``, or ``interrupted`` when
+        what went wrong first was an interruption (a failure recorded before it wins)."""
+        child = self._failed_child[container]
+        if self.status.get(child) is INTERRUPTED:
+            return INTERRUPTED, f"step {child.path!r} was interrupted at sequence {child.sequence}"
+        return FAILURE, self._failure_message(container)
 
     def _failure_message(self, container: NodeKey) -> str:
         child = self._failed_child[container]
