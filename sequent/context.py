@@ -62,14 +62,14 @@ def entered(context: StepContext, set_environ: bool = False) -> Iterator[None]:
     """Run the body as step ``context``; with ``set_environ``, also export its variables.
 
     Exporting changes ``os.environ`` for the whole process, so only process-based workers, which
-    run one step at a time, ask for it.
+    run one step at a time, ask for it. Only variables whose value differs are set and restored.
     """
     token = _current.set(context)
     saved: Mapping[str, str | None] = {}
     if set_environ:
         env = context.environ()
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
+        saved = {key: os.environ.get(key) for key in env if os.environ.get(key) != env[key]}
+        os.environ.update({key: env[key] for key in saved})
     try:
         yield
     finally:

@@ -36,13 +36,13 @@ import time
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
-import cloudpickle
 from loky import get_reusable_executor
 from loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
+from .process import dumps, export_environ
 from .worker import Outcome, Task, execute
 
 SLOTS = 1024
@@ -85,7 +85,7 @@ class LokyBackend:
         """Run ``task`` on the reusable executor; its death or breakage becomes an outcome."""
         if self._closed:
             raise ExecutorError("the loky executor was shut down; create a new flow")
-        payload = cloudpickle.dumps(task)
+        payload = dumps(task)
         token = next(self._tokens)
         outer: Future[Outcome] = Future()
         outer.set_running_or_notify_cancel()
@@ -140,7 +140,8 @@ class LokyBackend:
 def _outcome(done: Future[Any], task: Task, started: float) -> Outcome:
     """The step's outcome, or a failure saying how the machinery failed it."""
     try:
-        return done.result()
+        outcome: Outcome = pickle.loads(done.result())
+        return outcome
     except CancelledError:
         why = "StepKilled: it was cancelled before it started"
     except BrokenProcessPool as exc:
@@ -160,8 +161,11 @@ _tables: dict[str, mmap.mmap] = {}
 _current: list[Any] = [None]  # (table, offset, token, step id) of the call running here
 
 
-def _call(payload: bytes, token: int, table_path: str) -> Outcome:
-    """Run one step in a loky worker, registered so the orchestrator can interrupt it."""
+def _call(payload: bytes, token: int, table_path: str) -> bytes:
+    """Run one step in a loky worker, registered so the orchestrator can interrupt it.
+
+    Returns the pickled outcome (plain pickle where it suffices: cheaper than loky's own).
+    """
     table = _tables.get(table_path)
     if table is None:
         with open(table_path, "r+b") as handle:
@@ -171,13 +175,15 @@ def _call(payload: bytes, token: int, table_path: str) -> Outcome:
     task: Task = pickle.loads(payload)
     context = task.context
     step = (context.run_id, context.name, context.sequence, context.attempt)
+    export_environ(task)
     _SLOT.pack_into(table, offset, token, os.getpid(), 0)
     _current[0] = (table, offset, token, step)
     try:
-        return execute(task)
+        outcome = execute(task)
     finally:
         _current[0] = None
         _SLOT.pack_into(table, offset, 0, 0, 0)
+    return dumps(outcome)
 
 
 def _on_sigusr1(signum: int, frame: Any) -> None:

@@ -4,7 +4,7 @@
     ────────────                                        ────────────────────────────────
     submit(task) ──> an idle worker? ──cloudpickle──> pipe ──> execute(task) ──> Outcome
                      else start one, or queue                                      │
-    reader thread <── connection.wait(pipes, sentinels) <──────── pickled Outcome ─┘
+    reader thread <── selector(pipes, sentinels) <─────────────── pickled Outcome ─┘
        │  resolves the step's Future, hands the worker the next queued task
        └─ a sentinel fired: the worker died; only its step fails ("the worker process
           ... died: killed by signal SIGKILL"), the worker is dropped and replaced on demand
@@ -40,6 +40,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import selectors
 import signal
 import sys
 import threading
@@ -133,7 +134,7 @@ class ProcessBackend:
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
         """Send ``task`` to an idle worker (starting one if the pool may grow) or queue it."""
         future: Future[Outcome] = Future()
-        job = _Job(cloudpickle.dumps(task), future, task)
+        job = _Job(dumps(task), future, task)
         with self._lock:
             if self._closed:
                 raise ExecutorError("the process executor was shut down; create a new flow")
@@ -160,7 +161,7 @@ class ProcessBackend:
                 return False
             worker.killed = True
             worker.deadline = time.monotonic() + self.kill_grace
-            _signal_group(worker.process.pid, signal.SIGTERM)
+            _signal_group(worker.process, signal.SIGTERM)
             self._wake()
             return True
 
@@ -179,12 +180,13 @@ class ProcessBackend:
         for worker in self._workers:
             worker.conn.close()  # an idle worker reads end-of-file and exits
             if worker.job is not None:
-                _signal_group(worker.process.pid, signal.SIGTERM)
+                _signal_group(worker.process, signal.SIGTERM)
         for worker in self._workers:
             worker.process.join(self.kill_grace)
             if worker.process.exitcode is None:
-                _signal_group(worker.process.pid, signal.SIGKILL)
+                _signal_group(worker.process, signal.SIGKILL)
                 worker.process.join()
+            worker.process.close()
             if worker.job is not None:
                 stopped = "the executor was shut down while it ran"
                 self._resolve(worker.job, _failure(worker.job, "WorkerError", stopped))
@@ -244,54 +246,69 @@ class ProcessBackend:
     # -- the reader thread ------------------------------------------------------------------
 
     def _read(self) -> None:
-        """Resolve futures as outcomes arrive and workers die, until shutdown."""
-        while True:
-            with self._lock:
-                if self._closed:
-                    return
-                waits: dict[Any, _Worker] = {}
-                for worker in self._workers:
-                    waits[worker.conn] = worker
-                    waits[worker.process.sentinel] = worker
-                deadlines = [w.deadline for w in self._workers if w.deadline is not None]
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            ready = connection.wait([self._wake_r, *waits], timeout)
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
-            done: list[tuple[_Job, Outcome]] = []
-            with self._lock:
-                if self._closed:
-                    return
-                for item in ready:
-                    owner = waits.get(item)
-                    if owner is None or owner not in self._workers:
-                        continue
-                    if item is owner.conn and not owner.killed:
-                        self._receive(owner, done)
-                    else:
-                        self._bury(owner, done)
-                self._overdue()
-            for job, outcome in done:
-                self._resolve(job, outcome)
+        """Resolve futures as outcomes arrive and workers die, until shutdown.
 
-    def _receive(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> None:
+        Only this thread touches the selector: it registers new workers at the top of each
+        round (``_wake`` makes it go round) and unregisters the ones it buries.
+        """
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, None)
+        watched: set[_Worker] = set()
+        try:
+            while True:
+                with self._lock:
+                    if self._closed:
+                        return
+                    for worker in self._workers:
+                        if worker not in watched:
+                            watched.add(worker)
+                            selector.register(worker.conn, selectors.EVENT_READ, worker)
+                            selector.register(worker.process.sentinel, selectors.EVENT_READ, worker)
+                    deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                events = selector.select(timeout)
+                done: list[tuple[_Job, Outcome]] = []
+                with self._lock:
+                    if self._closed:
+                        return
+                    for key, _ in events:
+                        worker = key.data
+                        if worker is None:
+                            os.read(self._wake_r, 4096)
+                        elif worker in watched:
+                            if key.fileobj is worker.conn and not worker.killed:
+                                if self._receive(worker, done):
+                                    continue
+                            watched.discard(worker)
+                            selector.unregister(worker.conn)
+                            selector.unregister(worker.process.sentinel)
+                            self._bury(worker, done)
+                    self._overdue()
+                for job, outcome in done:
+                    self._resolve(job, outcome)
+        finally:
+            selector.close()
+
+    def _receive(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> bool:
+        """Take the outcome the worker sent and give it the next job; False if it is dead."""
         try:
             data = worker.conn.recv_bytes()
         except (EOFError, OSError):
-            self._bury(worker, done)
-            return
+            return False
         job, worker.job = worker.job, None
         if job is not None:
             done.append((job, _loads(data, job)))
         self._feed(worker)
+        return True
 
     def _bury(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> None:
         """Drop a dead (or dying) worker and what is left of its group; fail its step."""
         process = worker.process
         process.join(0.1)
-        # SIGKILL the group: a lingering worker, and children its step left behind
-        _signal_group(process.pid, signal.SIGKILL)
-        process.join()
+        if process.exitcode is None:  # it closed its pipe but lingers
+            _signal_group(process, signal.SIGKILL)
+            process.join()
+        _signal_group(process, signal.SIGKILL)  # children its step left in the group
         job = worker.job
         if job is not None and not worker.killed and worker.conn.poll():
             try:  # it sent its outcome just before it died: the step itself finished
@@ -299,8 +316,6 @@ class ProcessBackend:
                 job = None
             except (EOFError, OSError):
                 pass
-        worker.conn.close()
-        self._workers.remove(worker)
         if job is not None:
             if worker.killed:
                 kind, why = "WorkerKilled", "stopped on request (a timeout or an interruption)"
@@ -308,7 +323,10 @@ class ProcessBackend:
                 kind = "WorkerDied"
                 why = f"the worker process (pid {process.pid}) running it died: "
                 why += _exit_text(process.exitcode)
-            done.append((job, _failure(job, kind, why, pid=process.pid)))
+            done.append((job, _failure(job, kind, why, pid=process.pid or 0)))
+        worker.conn.close()
+        process.close()
+        self._workers.remove(worker)
         while self._queue and (self.max_workers is None or self._busy() < self.max_workers):
             self._feed(self._spawn())
 
@@ -317,12 +335,41 @@ class ProcessBackend:
         for worker in self._workers:
             if worker.deadline is not None and worker.deadline <= now:
                 worker.deadline = None
-                _signal_group(worker.process.pid, signal.SIGKILL)
+                _signal_group(worker.process, signal.SIGKILL)
 
     @staticmethod
     def _resolve(job: _Job, outcome: Outcome) -> None:
         if not job.future.done():
             job.future.set_result(outcome)
+
+
+def dumps(value: Any) -> bytes:
+    """Pickle ``value`` for a worker: plain pickle when it is enough, else cloudpickle.
+
+    Plain pickle sends functions by reference; cloudpickle is needed for what the worker
+    cannot import by name (functions and classes of the main script, lambdas, closures).
+    """
+    if not cloudpickle.list_registry_pickle_by_value():
+        try:
+            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+        else:
+            if b"__main__" not in data:
+                return data
+    return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def export_environ(task: Task) -> None:
+    """Leave the step context's variables in a dedicated worker's environment between steps.
+
+    ``execute`` then changes (and restores) only the variables that differ from the previous
+    step's, typically the step name and sequence, instead of all ten.
+    """
+    env = task.context.environ()
+    changed = {key: value for key, value in env.items() if os.environ.get(key) != value}
+    if changed:
+        os.environ.update(changed)
 
 
 def _loads(data: bytes, job: _Job) -> Outcome:
@@ -356,15 +403,20 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    """Signal the worker's process group (or the worker alone, before it became a leader)."""
+def _signal_group(process: Any, signum: int) -> None:
+    """Signal a worker's process group, or the worker alone before it became a group leader.
+
+    The worker itself is signalled only while it has not been reaped (``exitcode`` is None),
+    so its pid cannot belong to another process by then.
+    """
     try:
-        os.killpg(pid, signum)
+        os.killpg(process.pid, signum)
     except ProcessLookupError:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+        if process.exitcode is None:
+            try:
+                os.kill(process.pid, signum)
+            except ProcessLookupError:
+                pass
     except PermissionError:
         pass
 
@@ -399,11 +451,12 @@ def _serve(conn: connection.Connection, inherited: tuple[int, ...] = ()) -> None
                 pid=os.getpid(),
             )
         else:
+            export_environ(task)
             outcome = execute(task)
         try:
-            payload = cloudpickle.dumps(outcome)
+            payload = dumps(outcome)
         except Exception as exc:
-            payload = cloudpickle.dumps(
+            payload = pickle.dumps(
                 Outcome(
                     status=StepStatus.failure,
                     error=f"WorkerError: the step's outcome cannot be sent back ({exc})",
@@ -438,4 +491,4 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-__all__ = ["ProcessBackend", "default_start_method"]
+__all__ = ["ProcessBackend", "default_start_method", "dumps", "export_environ"]
