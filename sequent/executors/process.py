@@ -216,7 +216,10 @@ class ProcessBackend:
             siblings = (w.conn.fileno() for w in self._workers)
             inherited = (self._wake_r, self._wake_w, ours.fileno(), *siblings)
         process = self._context.Process(
-            target=_serve, args=(theirs, inherited), name="sequent-worker", daemon=False
+            target=_serve,
+            args=(theirs, 0 if self.start_method == "forkserver" else os.getpid(), inherited),
+            name="sequent-worker",
+            daemon=False,
         )
         process.start()
         theirs.close()
@@ -424,8 +427,12 @@ def _signal_group(process: Any, signum: int) -> None:
 # -- the worker's side --------------------------------------------------------------------
 
 
-def _serve(conn: connection.Connection, inherited: tuple[int, ...] = ()) -> None:
-    """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF."""
+def _serve(conn: connection.Connection, parent: int, inherited: tuple[int, ...] = ()) -> None:
+    """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF.
+
+    It ends with the orchestrator: at end-of-file between steps, and (on Linux) through a
+    SIGTERM the kernel sends when the orchestrator dies, even by SIGKILL, in the middle of one.
+    """
     for fd in inherited:
         try:
             os.close(fd)
@@ -433,6 +440,9 @@ def _serve(conn: connection.Connection, inherited: tuple[int, ...] = ()) -> None
             pass
     os.setsid()
     _reset_process_state()
+    _term_with_parent()
+    if parent and os.getppid() != parent:  # the orchestrator died before that took effect
+        return
     while True:
         try:
             data = conn.recv_bytes()
@@ -483,6 +493,25 @@ def _reset_process_state() -> None:
                 logger.removeHandler(handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _term_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent dies (``PR_SET_PDEATHSIG``).
+
+    The kernel ties this to the thread that started the worker: a worker started by a thread
+    that ends (a flow run from a short-lived thread) is stopped then too, and the pool starts
+    another one for the next step. Elsewhere a worker notices the orchestrator's death at
+    end-of-file on its pipe, after its current step.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

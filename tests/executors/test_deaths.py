@@ -11,6 +11,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -198,3 +199,42 @@ def test_process_spawn_start_method_runs_steps(tmp_path):
         assert "exit code 3" in run.record("doomed/1", S.failure).error
     finally:
         backend.shutdown()
+
+
+ORPHANED = """
+import os, sys
+from pathlib import Path
+import sequent as seq
+
+def hang(pidfile):
+    Path(pidfile + ".worker").write_text(str(os.getpid()))
+    seq.Program(["sh", "-c", 'sleep 60 & echo $! > "$0"; wait'])(pidfile)
+
+flow = seq.Sequent(name="orphan", store=":memory:", config={"logdir": sys.argv[2]})
+flow.add_step("hang", func=hang, args=(sys.argv[1],))
+flow.run()
+"""
+
+
+def test_killing_the_orchestrator_stops_its_workers_and_their_programs(tmp_path):
+    """kill -9 of the orchestrator mid-step: the worker and its program do not run on."""
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHANED)
+    pidfile = tmp_path / "child.pid"
+    orchestrator = subprocess.Popen(
+        [sys.executable, str(script), str(pidfile), str(tmp_path / "logs")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the step never started its program"
+            time.sleep(0.02)
+        orchestrator.kill()
+        orchestrator.wait(10)
+    finally:
+        orchestrator.kill()
+    worker = int(Path(f"{pidfile}.worker").read_text())
+    assert gone_within(worker, 5), "the worker outlived the orchestrator"
+    assert gone_within(int(pidfile.read_text()), 5), "the program outlived the orchestrator"

@@ -171,3 +171,45 @@ def wait_for_file(path: Path, seconds: float = 10) -> None:
     while not (path.exists() and path.read_text().strip()):
         assert time.monotonic() < deadline, f"{path} was never written"
         time.sleep(0.01)
+
+
+INTERRUPTED = """
+import sys
+import sequent as seq
+
+pidfile, executor, logdir = sys.argv[1:]
+flow = seq.Sequent(name="intr", store=":memory:", executor=executor, config={"logdir": logdir})
+flow.add_step("hang", func=seq.Program(HANG), args=(pidfile,))
+try:
+    flow.run()
+finally:
+    flow.close()
+"""
+
+
+@pytest.mark.parametrize("name", ["thread", "process", "loky"])
+def test_interrupting_a_run_kills_the_program_group(name, tmp_path):
+    """SIGINT to the orchestrator: the step is recorded interrupted; its program's group dies."""
+    import signal
+    import subprocess
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(f"HANG = {HANG!r}\n" + INTERRUPTED)
+    pidfile = tmp_path / "child.pid"
+    orchestrator = subprocess.Popen(
+        [sys.executable, str(script), str(pidfile), name, str(tmp_path / "logs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_file(pidfile, 60)
+        orchestrator.send_signal(signal.SIGINT)
+        output, _ = orchestrator.communicate(timeout=60)
+    finally:
+        orchestrator.kill()
+    # the run is recorded and ends; then the signal goes on to Python's own handler
+    assert "Interrupted: hang/1" in output, output
+    assert "Processing finished with: failure" in output, output
+    assert "KeyboardInterrupt" in output and orchestrator.returncode != 0
+    assert gone_within(int(pidfile.read_text()), 5), "the program outlived the interruption"
