@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 
 COUNTS: collections.Counter[str] = collections.Counter()
+FIGURES: list[str] = []
 
 
 def tally(kind: str, amount: int = 1) -> None:
@@ -16,8 +17,15 @@ def tally(kind: str, amount: int = 1) -> None:
     COUNTS[kind] += amount
 
 
+def note(figure: str) -> None:
+    """Show ``figure`` (a measurement) in the summary at the end of the session."""
+    FIGURES.append(figure)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest hook
-    if COUNTS:
+    if COUNTS or FIGURES:
         terminalreporter.write_sep("-", "reliability evidence")
         for kind, amount in sorted(COUNTS.items()):
             terminalreporter.write_line(f"{kind}: {amount}")
+        for figure in FIGURES:
+            terminalreporter.write_line(figure)
