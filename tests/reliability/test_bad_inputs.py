@@ -1140,6 +1140,31 @@ COMMANDS = [
         ("graph", "{tmp}/flow.py", "--format", "gif"),
         ("'gif'",),
     ),
+    BadCommand("runs-missing-store", ("runs", "--store", "{tmp}/nope.run.db"), ("nope.run.db",)),
+    BadCommand(
+        "runs-store-not-a-store",
+        ("runs", "--store", "{tmp}/notes.txt"),
+        ("notes.txt", "not a sequent store"),
+        prepare=lambda folder: (folder / "notes.txt").write_text("hello\n"),
+    ),
+    BadCommand("show-without-store", ("show", "feedbeef"), ("--store",)),
+    BadCommand(
+        "show-unknown-run-id",
+        ("show", "feedbeef", "--store", "{tmp}/flow.run.db"),
+        ("'feedbeef'",),
+        prepare=_cli_store_with_a_run,
+    ),
+    BadCommand(
+        "report-unknown-run-id",
+        ("report", "feedbeef", "--store", "{tmp}/flow.run.db"),
+        ("'feedbeef'",),
+        prepare=_cli_store_with_a_run,
+    ),
+    BadCommand(
+        "report-missing-store",
+        ("report", "feedbeef", "--store", "{tmp}/nope.run.db"),
+        ("nope.run.db",),
+    ),
     BadCommand(
         "graph-unknown-run-id",
         ("graph", "{tmp}/flow.py", "--run-id", "feedbeef"),
@@ -1162,11 +1187,11 @@ def test_command_misuse_exits_2_and_writes_nothing(case: BadCommand, tmp_path: P
         (tmp_path / name).write_text(text, encoding="utf-8")
     if case.prepare is not None:
         case.prepare(tmp_path)
-    before = _snapshot(tmp_path, "flow.run.db")
+    before = _snapshot(tmp_path, "")  # every file: a misuse must not create one either
     args = [arg.format(tmp=tmp_path) for arg in case.args]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     for part in case.culprit:
         assert part in result.stderr, f"{part!r} not named on stderr: {result.stderr}"
     assert not (tmp_path / "ran").exists(), "a step ran"
-    assert _snapshot(tmp_path, "flow.run.db") == before, "the store was written"
+    assert _snapshot(tmp_path, "") == before, "a file was written"
