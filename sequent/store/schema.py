@@ -27,10 +27,11 @@ APPLICATION_ID = 0x53514E54
 #: The table that lists applied migrations; its presence marks a sequent store.
 MIGRATIONS_TABLE = "sequent_migrations"
 
-#: Columns of ``events`` the recorder writes, in order (``id`` is assigned by SQLite).
+#: Columns of ``events``, in order; (run_id, attempt, seq) is the key.
 EVENT_COLUMNS = (
     "run_id",
     "attempt",
+    "seq",
     "path",
     "sequence",
     "kind",
@@ -75,12 +76,12 @@ FROM (
            e.pid, e.host, a.executor, e.retry, e.error, e.traceback, e.replayed, e.value,
            e.value_format
     FROM (
-        SELECT run_id, attempt, path, sequence, MAX(id) AS last,
+        SELECT run_id, attempt, path, sequence, MAX(seq) AS last,
                MIN(CASE WHEN status = 'ready' THEN time END) AS ready,
                MAX(CASE WHEN status = 'active' THEN time END) AS activated
         FROM events GROUP BY run_id, attempt, path, sequence
     ) AS g
-    JOIN events AS e ON e.id = g.last
+    JOIN events AS e ON e.run_id = g.run_id AND e.attempt = g.attempt AND e.seq = g.last
     LEFT JOIN attempts AS a ON a.run_id = e.run_id AND a.attempt = e.attempt
 )
 """
@@ -132,11 +133,14 @@ def _version_1(db: sqlite_utils.Database) -> None:
         not_null={"mode", "started"},
         foreign_keys=[("run_id", "runs", "run_id")],
     )
-    db.table("events").create(
+    # WITHOUT ROWID, keyed (run_id, attempt, seq): a run's events are stored together, in
+    # order, so reading a run needs no other index, and recording a round appends to one page.
+    events = db.create_table_sql(
+        "events",
         {
-            "id": int,
             "run_id": str,
             "attempt": int,
+            "seq": int,
             "path": str,
             "sequence": str,
             "kind": str,
@@ -153,12 +157,12 @@ def _version_1(db: sqlite_utils.Database) -> None:
             "value": str,
             "value_format": str,
         },
-        pk="id",
-        not_null={"run_id", "attempt", "path", "sequence", "status", "time"},
+        pk=("run_id", "attempt", "seq"),
+        not_null={"path", "sequence", "status", "time"},
         defaults={"retry": 0, "replayed": 0},
         foreign_keys=[("run_id", "runs", "run_id")],
     )
-    db.table("events").create_index(["run_id", "attempt"], index_name="events_by_attempt")
+    db.execute(events.strip().rstrip(";") + " WITHOUT ROWID")
     db.table("expansions").create(
         {
             "run_id": str,

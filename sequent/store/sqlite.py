@@ -82,24 +82,44 @@ _INSERT_EVENT = (
 )
 #: Up to this many events, a flush is one multi-row INSERT (its own transaction).
 _ONE_STATEMENT_ROWS = 8
-#: A change without an outcome binds the first _NARROW columns after run_id and attempt; one
-#: with the step's outcome binds all of them.
-_NARROW = 8
-_OUTCOME_NULLS = (None,) * (len(EVENT_COLUMNS) - 2 - _NARROW)
+# Every bound parameter costs time on the hot path, so an event is buffered as the shortest
+# tuple that holds it, and the INSERT writes the rest (run id, attempt, zeros, NULLs) as
+# literals. Each shape: the SQL of one row after run_id and attempt, and how to widen the
+# tuple to all of EVENT_COLUMNS[2:] for executemany.
+_NULLS7 = (None,) * 7
+_SHAPES: dict[int, tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]] = {
+    # path, sequence, kind, status, time
+    5: ("?, ?, ?, ?, ?, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        lambda event: event + (0, None, 0) + _NULLS7),
+    # ... retry, error, replayed
+    8: ("?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        lambda event: event + _NULLS7),
+    # path, sequence, kind, status, time, retry, started, ended, pid, host, value, value_format
+    12: ("?, ?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?, NULL, ?, ?",
+         lambda event: event[:6] + (None, 0) + event[6:10] + (None,) + event[10:]),
+    # every column
+    15: (", ".join("?" * 15), lambda event: event),
+}  # fmt: skip
+_VALUES = {status: status.value for status in StepStatus}
 
 
 @functools.lru_cache(maxsize=1024)
-def _insert_events_sql(run_id: str, attempt: int, wide: tuple[bool, ...]) -> str:
-    """One INSERT of ``len(wide)`` events; run id and attempt are literals, outcomes may be NULL.
+def _insert_events_sql(run_id: str, attempt: int, shapes: tuple[int, ...]) -> str:
+    """One INSERT of events buffered as tuples of lengths ``shapes``.
 
-    Every bound parameter costs time in the hot path, so columns that are the same for the
-    whole attempt, or NULL for a change without an outcome, are written into the statement.
+    ``?1`` is the first event's ``seq``; the others follow it (``?1 + 1``, ...).
     """
-    prefix = f"'{run_id.replace(chr(39), chr(39) * 2)}', {int(attempt)}, "
-    narrow_row = f"({prefix}{', '.join('?' * _NARROW)}{', NULL' * len(_OUTCOME_NULLS)})"
-    wide_row = f"({prefix}{', '.join('?' * (len(EVENT_COLUMNS) - 2))})"
-    rows = ", ".join(wide_row if outcome else narrow_row for outcome in wide)
-    return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {rows}"
+    prefix = f"'{run_id.replace(chr(39), chr(39) * 2)}', {int(attempt)}"
+    number = 1
+    rows = []
+    for offset, shape in enumerate(shapes):
+        parts = _SHAPES[shape][0].split("?")
+        row = parts[0]
+        for part in parts[1:]:
+            number += 1
+            row += f"?{number}{part}"
+        rows.append(f"({prefix}, ?1 + {offset}, {row})")
+    return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(rows)}"
 
 
 _INSERT_EXPANSION = (
@@ -232,6 +252,10 @@ class SqliteStore:
         assert conn is not None
         with self._lock:
             try:
+                conn.execute(sql, values)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise _store_error(self.path, exc) from exc
                 self._retry(lambda: conn.execute(sql, values))
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
@@ -427,7 +451,8 @@ class SqliteStore:
         run_id, recorded_name = row
         previous: dict[NodeKey, StepStatus] = {}
         for path, sequence, status in conn.execute(
-            "SELECT path, sequence, status FROM events WHERE run_id = ? ORDER BY id", (run_id,)
+            "SELECT path, sequence, status FROM events WHERE run_id = ? ORDER BY attempt, seq",
+            (run_id,),
         ):
             previous[NodeKey(path, sequence)] = StepStatus(status)
         last = conn.execute(
@@ -500,7 +525,7 @@ class SqliteStore:
             params = (run_id,) if attempt is None else (run_id, attempt)
             cursor = conn.execute(
                 f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ?{where} "
-                f"ORDER BY id",
+                f"ORDER BY attempt, seq",
                 params,
             )
             executors = dict(
@@ -532,7 +557,8 @@ class SqliteStore:
             )
         )
         return self._rows(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ? {where} ORDER BY id",
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ? {where} "
+            f"ORDER BY attempt, seq",
             params,
             _node_row,
         )
@@ -689,6 +715,7 @@ class SqliteSession:
         }
         self._events: list[tuple[Any, ...]] = []
         self._expansions: list[tuple[Any, ...]] = []
+        self._seq = 0  # the seq of the next event to commit
 
     def node(
         self,
@@ -702,42 +729,32 @@ class SqliteSession:
     ) -> None:
         """Buffer one status change of ``key`` (committed by the next ``flush``)."""
         path, sequence = key
+        kind = self._kinds.get(path, "step")
         if outcome is None:
-            self._events.append(
-                (
-                    path,
-                    sequence,
-                    self._kinds.get(path, "step"),
-                    status.value,
-                    time.time(),
-                    retry,
-                    error,
-                    1 if replayed else 0,
-                )
-            )
+            if retry or error is not None or replayed:
+                self._events.append(
+                    (path, sequence, kind, _VALUES[status], time.time(), retry, error,
+                     1 if replayed else 0)
+                )  # fmt: skip
+            else:
+                self._events.append((path, sequence, kind, _VALUES[status], time.time()))
             return
         value, value_format = (
             encode_value(outcome.value) if outcome.status is _SUCCESS else (None, None)
         )
+        if error is None and outcome.error is None and not outcome.traceback and not replayed:
+            self._events.append(
+                (path, sequence, kind, _VALUES[status], time.time(), retry,
+                 outcome.started or None, outcome.ended or None, outcome.pid or None,
+                 outcome.host, value, value_format)
+            )  # fmt: skip
+            return
         self._events.append(
-            (
-                path,
-                sequence,
-                self._kinds.get(path, "step"),
-                status.value,
-                time.time(),
-                retry,
-                error if error is not None else outcome.error,
-                1 if replayed else 0,
-                outcome.started or None,
-                outcome.ended or None,
-                outcome.pid or None,
-                outcome.host,
-                outcome.traceback,
-                value,
-                value_format,
-            )
-        )
+            (path, sequence, kind, _VALUES[status], time.time(), retry,
+             error if error is not None else outcome.error, 1 if replayed else 0,
+             outcome.started or None, outcome.ended or None, outcome.pid or None, outcome.host,
+             outcome.traceback, value, value_format)
+        )  # fmt: skip
 
     def expanded(self, specs: list[NodeSpec]) -> None:
         """Buffer nodes created at run time (a container's callable ``repeats``)."""
@@ -766,26 +783,29 @@ class SqliteSession:
         else:
             # The common round: one INSERT of a few rows, its own transaction, so committing
             # is a single call into SQLite.
-            wide = tuple(len(event) > _NARROW for event in events)
-            sql = _insert_events_sql(self.run_id, self.attempt, wide)
-            self.store._statement(sql, [value for event in events for value in event])
+            shapes = tuple(len(event) for event in events)
+            sql = _insert_events_sql(self.run_id, self.attempt, shapes)
+            values = [self._seq]
+            for event in events:
+                values += event
+            self.store._statement(sql, values)
         self._clear()
 
     def _write_buffers(self, conn: sqlite3.Connection) -> None:
         if self._expansions:
             conn.executemany(_INSERT_EXPANSION, self._expansions)
-        head = (self.run_id, self.attempt)
         conn.executemany(
             _INSERT_EVENT,
             [
-                head + event if len(event) > _NARROW else head + event + _OUTCOME_NULLS
-                for event in self._events
+                (self.run_id, self.attempt, self._seq + offset) + _SHAPES[len(event)][1](event)
+                for offset, event in enumerate(self._events)
             ],
         )
 
     def _clear(self) -> None:
         # Only after the commit: a transaction retried (another writer held the lock) or
         # failed keeps everything buffered.
+        self._seq += len(self._events)
         self._events.clear()
         self._expansions.clear()
 
@@ -825,7 +845,7 @@ def fold_events(
     executors = executors or {}
     rows: dict[tuple[int, str, str], dict[str, Any]] = {}
     for event in events:
-        (run_id, attempt, path, sequence, kind, status, at, retry, error, replayed, started,
+        (run_id, attempt, _, path, sequence, kind, status, at, retry, error, replayed, started,
          ended, pid, host, traceback, value, value_format) = event  # fmt: skip
         row = rows.get((attempt, path, sequence))
         if row is None:

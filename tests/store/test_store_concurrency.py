@@ -54,7 +54,7 @@ def test_two_processes_share_a_store_file(folder):
         "the two runs did not overlap"
     )
     # Their commits interleaved in the one file.
-    order = [row[0] for row in query(store, "SELECT run_id FROM events ORDER BY id")]
+    order = [row[0] for row in query(store, "SELECT run_id FROM events ORDER BY time")]
     switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
     assert switches >= 10, f"the runs' records did not interleave ({switches} switches)"
     assert query(store, "PRAGMA integrity_check") == [("ok",)]

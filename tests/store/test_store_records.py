@@ -269,9 +269,10 @@ def test_a_round_is_committed_in_one_statement(tmp_path):
     assert sum(s.startswith("INSERT INTO events") for s in statements) == 12
     store._conn.set_trace_callback(None)
     rows = store._conn.execute(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY id"
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY attempt, seq"
     ).fetchall()
-    assert [(r[2], r[3], r[5]) for r in rows[:3]] == [
+    assert [r[2] for r in rows] == list(range(15))
+    assert [(r[3], r[4], r[6]) for r in rows[:3]] == [
         ("box", "1", "ready"), ("box", "1", "active"), ("box_leaf", "1.1", "ready"),
     ]  # fmt: skip
     assert len(rows) == 15 and {r[0] for r in rows} == {session.run_id}

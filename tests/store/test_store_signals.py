@@ -103,7 +103,7 @@ def test_sigint_raises_keyboard_interrupt_after_recording(folder):
     # The thread step could not be stopped: it finished while Python was exiting, and what it
     # returned was not recorded (the run had ended).
     assert (folder / "slow.started.done").exists()
-    assert query(store, "SELECT status FROM events WHERE path = 'slow' ORDER BY id") == [
+    assert query(store, "SELECT status FROM events WHERE path = 'slow' ORDER BY attempt, seq") == [
         ("ready",),
         ("active",),
         ("interrupted",),
