@@ -1071,6 +1071,17 @@ def _inspect(conn: sqlite3.Connection, path: str) -> int:
             f"the store {path!r} has schema version {version}, newer than this sequent's "
             f"{VERSION}; upgrade sequent to use it"
         )
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"the store {path!r} is damaged ({exc}); restore it from a copy") from exc
+    if version == VERSION and not set(EVENT_COLUMNS) <= columns:
+        raise StoreError(
+            f"the store {path!r} has the tables of a sequent store but not their columns (its "
+            f"events table lacks {sorted(set(EVENT_COLUMNS) - columns)}); it was written by a "
+            f"development version of sequent or altered by hand. Move it aside, or pass "
+            f"another store path"
+        )
     return version
 
 
