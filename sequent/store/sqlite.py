@@ -4,7 +4,8 @@ Mutates the store file and nothing else. One ``SqliteStore`` per file and proces
 (or recover attempt) gets a ``SqliteSession``, the recorder the scheduling core reports to:
 
     Scheduler ──node()/expanded()──> session buffers (one event row per status change)
-              ──flush()────────────> BEGIN IMMEDIATE; executemany(INSERT ...); COMMIT
+              ──flush()────────────> one multi-row INSERT of the round's events (a round
+                                     of more than 8: BEGIN IMMEDIATE; executemany; COMMIT)
               ──finish(result)─────> attempt and run rows closed
 
 Recording appends to ``events`` only; a node's row (the ``nodes`` view, ``Store.nodes``) is
@@ -12,9 +13,9 @@ derived from its events, and a recover starts from each node's latest recorded s
 
 The file is in WAL mode with ``synchronous=NORMAL``: a commit survives the orchestrator being
 killed (even ``kill -9``); the last commits may be lost only if the machine itself goes down.
-Writers take the write lock with ``BEGIN IMMEDIATE`` and wait (busy timeout, then retries with
-back-off), so several processes can record into one file at once. Values are stored as JSON or
-as their ``repr``, never pickled: reading a store never runs code.
+Writers take the write lock (``BEGIN IMMEDIATE``, or a single statement) and wait for it (busy
+timeout, then retries with back-off), so several processes can record into one file at once.
+Values are stored as JSON or as their ``repr``, never pickled: reading a store never runs code.
 
 A file that is not a sequent store, or is damaged, raises ``StoreError`` before anything is
 written; a recover with nothing to recover raises ``RecoveryError`` before anything is written.
@@ -63,7 +64,7 @@ BUSY_TIMEOUT = 10.0
 #: How long a write keeps retrying while the file stays locked, in all.
 WRITE_DEADLINE = 120.0
 #: Commits between two checkpoints of the write-ahead log (each commit adds a few pages).
-CHECKPOINT_EVERY = 500
+CHECKPOINT_EVERY = 1000
 #: Size the write-ahead log is truncated to after a checkpoint, in bytes.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: Longest value text kept; longer values are kept as a truncated ``repr``.
@@ -84,8 +85,8 @@ _INSERT_EVENT = (
 _ONE_STATEMENT_ROWS = 8
 # Every bound parameter costs time on the hot path, so an event is buffered as the shortest
 # tuple that holds it, and the INSERT writes the rest (run id, attempt, zeros, NULLs) as
-# literals. Each shape: the SQL of one row after run_id and attempt, and how to widen the
-# tuple to all of EVENT_COLUMNS[2:] for executemany.
+# literals. Each shape: the SQL of one row after run_id, attempt and seq, and how to widen
+# the tuple to all of EVENT_COLUMNS[3:] for executemany.
 _NULLS7 = (None,) * 7
 _SHAPES: dict[int, tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]] = {
     # path, sequence, kind, status, time
@@ -365,10 +366,8 @@ class SqliteStore:
                 )
             if found.structure is not None:
                 notes += describe_changes(found.structure, structure, found.run_id)
-            first = conn.execute(
-                "SELECT structure FROM runs WHERE run_id = ?", (found.run_id,)
-            ).fetchone()[0]
-            own = None if text == first else text
+            # NULL: the same structure as the attempt before (see _structure_text).
+            own = None if json.loads(text) == found.structure else text
             _insert_attempt(conn, found.run_id, found.attempt, RunMode.recover, now, executor, own)
             conn.execute(
                 "UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?", (found.run_id,)

@@ -311,3 +311,31 @@ def test_memory_store_is_sqlite_too(tmp_path):
         assert isinstance(store, SqliteStore) and store.path == ":memory:"
         (row,) = store.nodes(flow.run_id)
         assert (row["path"], row["status"], row["value"]) == ("a", "success", "1")
+
+
+def fails() -> None:
+    raise RuntimeError("still failing")
+
+
+def test_each_attempt_keeps_the_structure_it_ran(tmp_path):
+    path = tmp_path / "flow.run.db"
+    shapes = [("a", "b"), ("a", "b", "c"), ("a", "b"), ("a", "b")]
+    for attempt, names in enumerate(shapes):
+        mode = seq.RunMode.restart if attempt == 0 else seq.RunMode.recover
+        with flow_on(path, mode) as flow:
+            for name in names:
+                flow.add_step(name, func=fails if name == "b" else returns, args=())
+            assert flow.run() is False
+            run_id = flow.run_id
+    reader = open_store(str(path))
+    try:
+        for attempt, names in enumerate(shapes):
+            nodes = reader.structure(run_id, attempt=attempt)["nodes"]
+            assert tuple(node["path"] for node in nodes) == names
+        assert [n["path"] for n in reader.structure(run_id)["nodes"]] == ["a", "b"]
+    finally:
+        reader.close()
+    stored = [row[0] is not None for row in sqlite3.connect(path).execute(
+        "SELECT structure FROM attempts ORDER BY attempt"
+    )]  # fmt: skip
+    assert stored == [False, True, True, False]  # NULL: as the attempt before
