@@ -38,6 +38,8 @@ def load_config(config: Any, tag: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"config must be a mapping or a path to a YAML or TOML file, got {config!r}"
         )
+    if tag is not None and not isinstance(tag, str):
+        raise ConfigError(f"config_tag must be a dotted key such as 'prod.sequent', got {tag!r}")
     if tag:
         for part in tag.split("."):
             if not isinstance(config, Mapping) or part not in config:

@@ -6,6 +6,7 @@ Handles collect what ``add_step`` was given, check it at once, and turn into fro
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 import math
@@ -207,10 +208,13 @@ class Sequent:
         retries: int = 0,
         retry_delay: float = 0,
         timeout: float | None = None,
+        **unknown: Any,
     ) -> Step:
         self._check_builder()
         if not isinstance(name, str) or not name:
             raise DefinitionTypeError(f"step name must be a non-empty string, got {name!r}")
+        if unknown:
+            raise DefinitionTypeError(_unknown_arguments(name, unknown))
         if "/" in name or name != name.strip():
             raise DefinitionError(
                 f"step name {name!r} may not contain '/' or surrounding spaces; rename it"
@@ -451,6 +455,24 @@ class Sequent:
 
     def __repr__(self) -> str:
         return f"Sequent({self.name!r}, steps={len(self._paths)})"
+
+
+_STEP_ARGUMENTS = (
+    "func args kwargs requires delay acquires releases recovery repeats config hosts retries "
+    "retry_delay timeout"
+).split()
+
+
+def _unknown_arguments(step: str, unknown: Mapping[str, Any]) -> str:
+    """The message for keyword arguments ``add_step`` does not take, with a likely fix."""
+    hints = []
+    for keyword in sorted(unknown):
+        close = difflib.get_close_matches(keyword, _STEP_ARGUMENTS, n=1)
+        hints.append(f"{keyword!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"step {step!r}: add_step got unknown argument {', '.join(hints)}; it takes "
+        f"{', '.join(_STEP_ARGUMENTS)}"
+    )
 
 
 def _caller_file() -> Path | None:

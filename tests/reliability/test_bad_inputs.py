@@ -315,7 +315,30 @@ CASES = [
         ("'fork'",),
         "process",
     ),
+    Bad(
+        "executor-int-found-at-run",
+        _run(lambda c, f: f.add_step("a", func=c.step), executor=42),
+        ExecutorError,
+        ValueError,
+        ("42",),
+        "thread",
+    ),
+    Bad(
+        "executor-object-without-submit",
+        _run(lambda c, f: f.add_step("a", func=c.step), executor=object()),
+        ExecutorError,
+        ValueError,
+        ("object",),
+        "thread",
+    ),
     # -- config -----------------------------------------------------------------------------
+    Bad(
+        "config-tag-int",
+        lambda c: c.flow(config=c.file("flow.yaml", YAML_OK), config_tag=5),
+        ConfigError,
+        ValueError,
+        ("config_tag", "5"),
+    ),
     Bad(
         "config-unknown-key",
         lambda c: c.flow(config={"max_concurent": 2}),
@@ -482,6 +505,22 @@ CASES = [
         "rename",
     ),
     # -- add_step: func, args, kwargs -------------------------------------------------------
+    Bad(
+        "keyword-require-the-seeds-typo",
+        _after_a(require=(("a", S.success),)),
+        DefinitionTypeError,
+        TypeError,
+        ("'b'", "'require'"),
+        "did you mean 'requires'?",
+    ),
+    Bad(
+        "keyword-misspelled-on-a-container",
+        lambda c: c.flow().add_step("box").add_step("x", func=c.step, timout=3),
+        DefinitionTypeError,
+        TypeError,
+        ("'x'", "'timout'"),
+        "did you mean 'timeout'?",
+    ),
     Bad(
         "func-not-callable",
         lambda c: c.flow().add_step("a", func="print"),
