@@ -215,9 +215,20 @@ class ProcessBackend:
         if self.start_method == "fork":  # the child must not hold its siblings' pipe ends
             siblings = (w.conn.fileno() for w in self._workers)
             inherited = (self._wake_r, self._wake_w, ours.fileno(), *siblings)
+        # Linux ties a worker's parent-death signal to the thread that starts it. The main
+        # thread lasts as long as the process and the reader thread as long as the pool; a
+        # worker started by another thread would be killed when that thread ends, failing a
+        # step just sent to it, so such workers notice the orchestrator's death at end-of-file.
+        starter = threading.current_thread()
+        watch = starter is threading.main_thread() or starter is self._reader
         process = self._context.Process(
             target=_serve,
-            args=(theirs, 0 if self.start_method == "forkserver" else os.getpid(), inherited),
+            args=(
+                theirs,
+                0 if self.start_method == "forkserver" else os.getpid(),
+                inherited,
+                watch,
+            ),
             name="sequent-worker",
             daemon=False,
         )
@@ -427,11 +438,14 @@ def _signal_group(process: Any, signum: int) -> None:
 # -- the worker's side --------------------------------------------------------------------
 
 
-def _serve(conn: connection.Connection, parent: int, inherited: tuple[int, ...] = ()) -> None:
+def _serve(
+    conn: connection.Connection, parent: int, inherited: tuple[int, ...] = (), watch: bool = True
+) -> None:
     """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF.
 
-    It ends with the orchestrator: at end-of-file between steps, and (on Linux) through a
-    SIGTERM the kernel sends when the orchestrator dies, even by SIGKILL, in the middle of one.
+    It ends with the orchestrator: at end-of-file between steps, and (on Linux, when ``watch``)
+    through a SIGTERM the kernel sends when the orchestrator dies, even by SIGKILL, in the
+    middle of one.
     """
     for fd in inherited:
         try:
@@ -440,7 +454,8 @@ def _serve(conn: connection.Connection, parent: int, inherited: tuple[int, ...] 
             pass
     os.setsid()
     _reset_process_state()
-    _term_with_parent()
+    if watch:
+        _term_with_parent()
     if parent and os.getppid() != parent:  # the orchestrator died before that took effect
         return
     while True:
@@ -498,10 +513,10 @@ def _reset_process_state() -> None:
 def _term_with_parent() -> None:
     """Ask Linux to SIGTERM this worker when its parent dies (``PR_SET_PDEATHSIG``).
 
-    The kernel ties this to the thread that started the worker: a worker started by a thread
-    that ends (a flow run from a short-lived thread) is stopped then too, and the pool starts
-    another one for the next step. Elsewhere a worker notices the orchestrator's death at
-    end-of-file on its pipe, after its current step.
+    The kernel ties this to the thread that started the worker, so only workers started by the
+    main thread or the pool's reader thread ask for it (see ``ProcessBackend._spawn``).
+    Elsewhere, and for workers started by other threads, a worker notices the orchestrator's
+    death at end-of-file on its pipe, after its current step.
     """
     if not sys.platform.startswith("linux"):
         return
