@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -359,6 +360,34 @@ def test_a_dead_worker_is_recorded_and_only_its_step_reruns(tmp_path):
         "box_inner_sibling@1.2.1": 1,
         "box_beside@1.2": 1,
     }
+
+
+def test_process_flow_run_from_successive_threads_loses_no_step(tmp_path):
+    """A thread that ends must not take the pool's workers with it (found by the property
+    tests: Linux ties a worker's parent-death signal to the thread that started it, so idle
+    workers started by a finished thread were killed and the next steps sent to them failed
+    with ``WorkerDied ... SIGKILL``)."""
+    _available("process")
+    flow = seq.Sequent(
+        name="threads",
+        store=":memory:",
+        executor="process",
+        logging_level=logging.WARNING,
+        config={"max_concurrent": 0, "logdir": str(tmp_path / "logs")},
+    )
+    for number in range(4):
+        flow.add_step(f"s{number}", func=os.getpid)
+    results: list[bool] = []
+    try:
+        for _ in range(8):
+            thread = threading.Thread(target=lambda: results.append(flow.run()))
+            thread.start()
+            thread.join(LIMIT)
+            assert not thread.is_alive()
+    finally:
+        flow.close()
+    tally("faults injected (thread ends under a warm process pool)", 7)
+    assert results == [True] * 8
 
 
 # -- the store fails under a run: full, read-only, locked ----------------------------------
