@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from storehelp import finish, query, start
 
 from sequent.store import open_store
+
+from .storehelp import finish, query, start
 
 
 @pytest.mark.timeout(120)

@@ -16,9 +16,10 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from storehelp import finish, query, ran, start
 
 from sequent.store import open_store
+
+from .storehelp import finish, query, ran, start
 
 LEAVES = 1 + 20 * 10 + 1
 KILLS = 12

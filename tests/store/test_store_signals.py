@@ -13,9 +13,10 @@ import signal
 import time
 
 import pytest
-from storehelp import finish, query, ran_count, start
 
 from sequent.store import open_store
+
+from .storehelp import finish, query, ran_count, start
 
 
 def _wait_for(path, process, seconds: float = 30) -> None:
