@@ -7,7 +7,7 @@ accounting of them during one run.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import ResourceError
@@ -76,19 +76,21 @@ class Ledger:
     """Mutates the count of free resources per pool and the FIFO queue of waiting requests.
 
     A request is granted whole or not at all, and never ahead of an earlier waiter on any pool
-    it shares with that waiter.
+    it shares with that waiter. Resources an owner did not give back when it ended
+    (``releases=[]``) are *kept*: gone for the rest of the run unless a later step's explicit
+    ``releases`` returns them.
     """
 
     def __init__(self) -> None:
         self.free: dict[ResourcePool, int] = {}
-        self.lost: dict[ResourcePool, int] = {}
         self.held: dict[Any, Request] = {}
+        self.kept: dict[ResourcePool, dict[Any, int]] = {}
         self.waiting: deque[tuple[Any, Request]] = deque()
 
     def _pool(self, pool: ResourcePool) -> None:
         if pool not in self.free:
             self.free[pool] = pool.limit
-            self.lost[pool] = 0
+            self.kept[pool] = {}
 
     def acquire(self, owner: Any, request: Request) -> bool:
         """Take ``request`` for ``owner`` now if it fits and nobody waits ahead; else queue it."""
@@ -102,16 +104,30 @@ class Ledger:
 
     def release(self, owner: Any, releases: Request | None) -> list[Any]:
         """Give back what ``owner`` releases (None: all it took); return the owners now granted."""
-        acquired = self.held.pop(owner, ())
-        given = acquired if releases is None else releases
-        taken = dict(_totals(acquired))
-        for pool, amount in _totals(given).items():
+        acquired = _totals(self.held.pop(owner, ()))
+        given = acquired if releases is None else _totals(releases)
+        for pool in set(acquired) | set(given):
             self._pool(pool)
+            amount = given.get(pool, 0)
+            kept = acquired.get(pool, 0) - amount
+            if kept > 0:
+                self.kept[pool][owner] = self.kept[pool].get(owner, 0) + kept
+            elif kept < 0:
+                self._forget_kept(pool, -kept)
             self.free[pool] = min(pool.limit, self.free[pool] + amount)
-            taken[pool] = taken.get(pool, 0) - amount
-        for pool, kept in taken.items():
-            self.lost[pool] = max(0, self.lost[pool] + kept)
         return self._grant()
+
+    def _forget_kept(self, pool: ResourcePool, amount: int) -> None:
+        """An explicit release returned ``amount`` that earlier owners kept: oldest first."""
+        kept = self.kept[pool]
+        for owner in list(kept):
+            if amount <= 0:
+                break
+            back = min(amount, kept[owner])
+            amount -= back
+            kept[owner] -= back
+            if not kept[owner]:
+                del kept[owner]
 
     def _grant(self) -> list[Any]:
         granted = []
@@ -137,43 +153,54 @@ class Ledger:
             self.free[pool] -= amount
         self.held[owner] = request
 
-    def impossible(self) -> list[tuple[Any, str]]:
-        """Waiting requests that can never be granted: more than the pool can still give."""
-        stuck = []
-        for owner, request in self.waiting:
-            for pool, amount in _totals(request).items():
-                if amount > pool.limit - self.lost[pool]:
-                    stuck.append((owner, self.describe(pool, amount)))
-                    break
-        return stuck
+    def stuck(
+        self, waits_for: Callable[[Any], Iterable[Any]], at_rest: bool = False
+    ) -> list[tuple[Any, str]]:
+        """Waiting requests that can never be granted, each with the reason why.
 
-    def describe(self, pool: ResourcePool, amount: int) -> str:
-        """Explain why a request for ``amount`` of ``pool`` waits: the free count and holders."""
-        holders = [
-            str(owner) for owner, request in self.held.items() if any(p is pool for p, _ in request)
-        ]
+        A request can never be granted when it asks more of a pool than is left once kept
+        resources and those held by owners that cannot end before it (``waits_for(owner)``:
+        its enclosing containers) are taken away. ``at_rest`` says nothing will end on its own
+        any more (no step runs, no timer is due): then every request that does not fit what is
+        free now is stuck as well.
+        """
+        result = []
+        for owner, request in self.waiting:
+            blockers = set(waits_for(owner))
+            for pool, amount in _totals(request).items():
+                if at_rest:
+                    possible = self.free[pool]
+                else:
+                    possible = pool.limit - sum(self.kept[pool].values())
+                    possible -= sum(
+                        n for holder in blockers for p, n in self.held.get(holder, ()) if p is pool
+                    )
+                if amount > possible:
+                    result.append((owner, self.describe(pool, amount, blockers)))
+                    break
+        return result
+
+    def describe(self, pool: ResourcePool, amount: int, blockers: Iterable[Any] = ()) -> str:
+        """Why a request for ``amount`` of ``pool`` waits: who holds the pool and who kept it."""
+        blockers = set(blockers)
+        holders = []
+        for owner, request in self.held.items():
+            count = sum(n for p, n in request if p is pool)
+            if count:
+                why = ", an enclosing container, until it ends" if owner in blockers else ""
+                holders.append(f"{owner} ({count}{why})")
+        kept = [f"{owner} ({count}, releases=[])" for owner, count in self.kept[pool].items()]
         return (
             f"requests {amount} of resource pool {pool.name!r} (limit {pool.limit}), which can "
-            f"never be satisfied: {self.free[pool]} free, {self.lost[pool]} never released "
-            f"(releases=[]), held by {holders or 'no running step'}"
+            f"never be satisfied: {self.free[pool]} free; held by "
+            f"{', '.join(holders) or 'no running step'}; kept by "
+            f"{', '.join(kept) or 'no step'}"
         )
 
-    def drain_waiting(self) -> list[tuple[Any, str]]:
-        """Remove every waiter, with the reason it could not be served (the run is quiescent)."""
-        stuck = []
-        for owner, request in self.waiting:
-            pool, amount = next(iter(_totals(request).items()))
-            for candidate, want in _totals(request).items():
-                if self.free[candidate] < want:
-                    pool, amount = candidate, want
-                    break
-            stuck.append((owner, self.describe(pool, amount)))
-        self.waiting.clear()
-        return stuck
-
-    def remove(self, owner: Any) -> None:
-        """Forget a waiting request (its step will not run)."""
+    def remove(self, owner: Any) -> list[Any]:
+        """Forget a waiting request (its step will not run); return the owners now granted."""
         self.waiting = deque(item for item in self.waiting if item[0] != owner)
+        return self._grant()
 
 
 def _totals(request: Iterable[tuple[ResourcePool, int]]) -> dict[ResourcePool, int]:

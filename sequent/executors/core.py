@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..compiler import NodeKey, NodeSpec, Plan
+from ..compiler import ROOT, NodeKey, NodeSpec, Plan
 from ..context import StepContext
 from ..program import kill_programs
 from ..resources import Ledger
@@ -122,6 +122,8 @@ class Scheduler:
         self._timers: list[tuple[float, int, str, NodeKey, int]] = []
         self._tokens = itertools.count()
         self._granted: list[NodeKey] = []
+        self._holders: set[NodeKey] = set()
+        self._delayed: list[NodeKey] = []
         self._running: dict[NodeKey, _Attempt] = {}
         self._per_step: dict[str, int] = {}
         self._blocked: dict[str, list[NodeKey]] = {}
@@ -149,6 +151,8 @@ class Scheduler:
                 self._launch()
                 self._commit()
                 self._dispatch()
+                if self._startable():
+                    continue  # the commit gave resources back (a container ended): use them
                 # With nothing running, timeout timers are stale: only delays and retries count.
                 idle = not self._running and (
                     self._stopped()
@@ -160,7 +164,7 @@ class Scheduler:
                 if idle:
                     if self.state.finished or self._stopped():
                         break
-                    if not self._fail_stuck_waiters(drain=True):
+                    if not self._fail_stuck_waiters(at_rest=True):
                         break
                     self._absorb()
                     continue
@@ -237,12 +241,11 @@ class Scheduler:
     # -- from ready to running --------------------------------------------------------------
 
     def _absorb(self) -> None:
-        """Route newly ready nodes: a delay timer, or the launch heap."""
+        """Route newly ready nodes: a delay timer (armed once ``ready`` is committed), or the
+        launch heap."""
         for key in self.state.drain_ready():
-            spec = self.state.nodes[key]
-            delay = spec.step.delay
-            if delay > 0:
-                self._timer(delay, "delay", key, 0)
+            if self.state.nodes[key].step.delay > 0:
+                self._delayed.append(key)
             else:
                 self._push(key)
 
@@ -251,6 +254,14 @@ class Scheduler:
 
     def _launchable(self) -> bool:
         return bool(self._heap or self._granted) and not self._stopped()
+
+    def _startable(self) -> bool:
+        """True when something granted or ready could start right now."""
+        if self._stopped():
+            return False
+        if self._granted and self._has_slot(self.state.nodes[self._granted[0]]):
+            return True
+        return bool(self._heap) and not self._global_full()
 
     def _stopped(self) -> bool:
         return bool(self._halted) or self.state.stopping
@@ -264,6 +275,7 @@ class Scheduler:
                     return
                 self._granted.pop(0)
                 self._start(key)
+                self._absorb()
                 continue
             _, key = heapq.heappop(self._heap)
             spec = self.state.nodes[key]
@@ -275,7 +287,7 @@ class Scheduler:
                 self._blocked.setdefault(key.path, []).append(key)
                 continue
             if spec.step.acquires and not self.ledger.acquire(key, spec.step.acquires):
-                self._fail_stuck_waiters(drain=False)
+                self._fail_stuck_waiters(at_rest=False)
                 continue
             self._start(key)
             self._absorb()
@@ -293,6 +305,9 @@ class Scheduler:
         return not (cap and cap > 0 and self._per_step.get(spec.key.path, 0) >= cap)
 
     def _start(self, key: NodeKey) -> None:
+        step = self.state.nodes[key].step
+        if step.acquires or step.releases:
+            self._holders.add(key)  # it took its resources (if any); it gives back at its end
         spec = self.state.activate(key)
         if spec is None:
             self._absorb()
@@ -394,23 +409,37 @@ class Scheduler:
             blocked.clear()
 
     def _release(self, key: NodeKey) -> None:
-        step = self.state.nodes[key].step
-        if not step.acquires and not step.releases:
+        """Give back what a step that started releases; skipped or replayed steps took nothing."""
+        if key not in self._holders:
             return
-        for owner in self.ledger.release(key, step.releases):
-            self._granted.append(owner)
-        self._fail_stuck_waiters(drain=False)
+        self._holders.discard(key)
+        self._granted.extend(self.ledger.release(key, self.state.nodes[key].step.releases))
+        self._fail_stuck_waiters(at_rest=False)
 
-    def _fail_stuck_waiters(self, drain: bool) -> bool:
-        """Fail waiters that can never get their resources; with ``drain``, every waiter."""
-        stuck = self.ledger.drain_waiting() if drain else self.ledger.impossible()
+    def _fail_stuck_waiters(self, at_rest: bool) -> bool:
+        """Fail the waiters that can never get their resources; True when there were some.
+
+        ``at_rest``: nothing runs and no timer is due, so nothing will be given back any more.
+        """
+        stuck = self.ledger.stuck(self._enclosing, at_rest=at_rest)
         for owner, reason in stuck:
-            self.ledger.remove(owner)
+            self._granted.extend(self.ledger.remove(owner))
             message = f"ResourceError: step {owner.path!r} (sequence {owner.sequence}) {reason}"
             log.error("[ Step %s ] %s", owner, message)
             self.state.fail_unstarted(owner, message)
+        if stuck:
             self._absorb()
         return bool(stuck)
+
+    def _enclosing(self, key: NodeKey) -> list[NodeKey]:
+        """The container instances around ``key``: they end only after it does."""
+        nodes = self.state.nodes
+        found = []
+        parent = nodes[key].parent
+        while parent != ROOT:
+            found.append(parent)
+            parent = nodes[parent].parent
+        return found
 
     # -- interruption -----------------------------------------------------------------------
 
@@ -480,6 +509,9 @@ class Scheduler:
             if change.status.is_terminal() and self.state.nodes[change.key].step.is_container:
                 self._release(change.key)
         self.recorder.flush()
+        for key in self._delayed:  # a delay counts from the committed ``ready``
+            self._timer(self.state.nodes[key].step.delay, "delay", key, 0)
+        self._delayed.clear()
 
     def _record(self, change: Change) -> None:
         outcome, retry = None, 0
