@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,48 @@ def check_seed_recovery(folder: Path) -> None:
     assert DOING.findall(second) == SEED_RECOVERY_SECOND
 
 
+def check_seed_resources(folder: Path) -> None:
+    """The seed's flow with pools: the same programs in the same order, then success."""
+    done = run_example(folder, "seed_resources.py")
+    assert done.returncode == 0, done.stdout
+    assert re.findall(r"doing what (prog\d) is doing", done.stdout) == SEED_SIMPLE
+    assert "Summary: 14 success" in done.stdout
+    assert results(done.stdout) == ["success"]
+
+
+EVENT = re.compile(r"^\[ (\S+ \S+) \]\[ INFO \]\[ (\w+) (starts|done) \]$", re.M)
+
+
+def intervals(output: str) -> dict[str, tuple[datetime, datetime]]:
+    """Each step's (start, end) from its 'X starts' / 'X done' log lines' timestamps."""
+    seen: dict[str, dict[str, datetime]] = {}
+    for stamp, name, what in EVENT.findall(output):
+        seen.setdefault(name, {})[what] = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+    return {name: (times["starts"], times["done"]) for name, times in seen.items()}
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    """The largest number of spans open at the same instant (an end before a start at a tie)."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def check_resources_flow(folder: Path) -> None:
+    """One database connection: A1 and A2 never overlap; two upload slots: at most 2 C's."""
+    done = run_example(folder, "resources_flow.py")
+    assert done.returncode == 0, done.stdout
+    spans = intervals(done.stdout)
+    assert sorted(spans) == ["A1", "A2", "B", "C1", "C2", "C3"], done.stdout
+    assert most_at_once([spans["A1"], spans["A2"]]) == 1
+    assert most_at_once([spans[name] for name in ("C1", "C2", "C3")]) <= 2
+    assert spans["B"][0] >= max(spans["A1"][1], spans["A2"][1])
+    assert results(done.stdout) == ["success"]
+
+
 def check_program_flow(folder: Path) -> None:
     """Programs' output reaches the log; the failing probe is handled, so the run succeeds."""
     done = run_example(folder, "program_flow.py")
@@ -208,6 +251,8 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "pitch.py": check_pitch,
     "seed_simple.py": check_seed_simple,
     "seed_recovery.py": check_seed_recovery,
+    "seed_resources.py": check_seed_resources,
+    "resources_flow.py": check_resources_flow,
     "program_flow.py": check_program_flow,
     "dask_flow.py": check_dask_flow,
 }
