@@ -211,6 +211,25 @@ def test_every_python_block_is_valid_python():
                 pytest.fail(f"{page.name}: Python block {number + 1} does not compile: {exc}")
 
 
+#: Pages whose Python blocks, joined in order, form a script that runs (the tutorial has its
+#: own test above; pages whose blocks are fragments of a larger program are left out).
+RUNNABLE_PAGES = ["index.md", "concepts.md", "executors.md", "resources.md", "dask.md"]
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_page_examples_run(page, tmp_path):
+    script = "\n\n".join(code_blocks((DOCS / page).read_text(encoding="utf-8"), "python"))
+    assert script.strip(), f"{page} has no Python block"
+    if "dask" in script and importlib.util.find_spec("distributed") is None:
+        pytest.skip(f"{page}'s examples need Dask: pip install 'sequent[dask]'")
+    path = tmp_path / f"{page[:-3]}_examples.py"
+    path.write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, f"{page}'s examples failed:\n{done.stderr[-4000:]}"
+
+
 def test_benchmark_commands_in_docs_exist():
     named = set(re.findall(r"python (benchmarks/[\w/]+\.py)", doc_text()))
     assert named, "the docs should say how to reproduce the benchmarks"
