@@ -365,6 +365,7 @@ class Scheduler:
         key = attempt.key
         step = attempt.spec.step
         _replay_logs(key, outcome)
+        outcome = _late(outcome, step.timeout, key)
         if (
             outcome.status is StepStatus.failure
             and attempt.number < step.retries
@@ -392,10 +393,19 @@ class Scheduler:
         self._outcomes[key] = (outcome, attempt.number)
         if outcome.status is StepStatus.failure:
             log.error(
-                "[ Step %s ] failed: %s\n%s", key, outcome.error, (outcome.traceback or "").rstrip()
+                "[ Step %s ] failed: %s\n%s",
+                key,
+                outcome.error,
+                (outcome.traceback or "").rstrip(),
+                extra={"sequent_node": key},
             )
         else:
-            log.debug("[ Step %s ] Completed, status: %s", key, outcome.status.value)
+            log.debug(
+                "[ Step %s ] Completed, status: %s",
+                key,
+                outcome.status.value,
+                extra={"sequent_node": key},
+            )
         self.state.finish(key, outcome.status, outcome.error)
         self._release(key)
         self._absorb()
@@ -539,6 +549,24 @@ def _outcome_of(future: Future[Outcome]) -> Outcome:
             started=now,
             ended=now,
         )
+
+
+def _late(outcome: Outcome, timeout: float | None, key: NodeKey) -> Outcome:
+    """A success that took longer than the step's timeout is a timeout failure.
+
+    The serial executor cannot interrupt a step, so its timer fires only after the step
+    returned; judging the recorded duration makes every executor give the same status.
+    """
+    if timeout and outcome.status is StepStatus.success and outcome.ended - outcome.started > (
+        timeout
+    ):
+        return attrs.evolve(
+            outcome,
+            status=StepStatus.failure,
+            value=None,
+            error=f"TimeoutError: step {key.path!r} timed out after {timeout} s",
+        )
+    return outcome
 
 
 def _replay_logs(key: NodeKey, outcome: Outcome) -> None:
