@@ -5,6 +5,7 @@ The builder facade (``sequent.flow``) creates these; nothing here changes after 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
@@ -26,6 +27,11 @@ class Atom:
 
     path: Path
     status: StepStatus
+
+    @functools.cached_property
+    def name(self) -> str:
+        """The required step's path joined with ``_``."""
+        return path_name(self.path)
 
 
 @attrs.frozen
@@ -99,10 +105,15 @@ class StepDef:
         """True for a step that has children (and so no func)."""
         return bool(self.children)
 
-    @property
+    @functools.cached_property
     def path_name(self) -> str:
         """The path joined with ``_``."""
         return path_name(self.path)
+
+    @functools.cached_property
+    def requirement_atoms(self) -> tuple[Atom, ...]:
+        """Every atom of ``requires``, depth first, left to right."""
+        return tuple(atoms(self.requires))
 
     def replay(self, previous: StepStatus | None) -> StepReplay:
         """What a recover run does with an instance whose latest recorded status is ``previous``."""

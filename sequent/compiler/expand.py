@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from ..status import StepStatus
-from .definitions import FlowDef, StepDef, atoms, path_name
+from .definitions import FlowDef, StepDef
 
 
 class NodeKey(NamedTuple):
@@ -78,34 +78,31 @@ def index_steps(flow: FlowDef) -> StepIndex:
     handled: dict[str, bool] = {}
     parents: dict[str, str] = {}
 
-    def visit(siblings: tuple[StepDef, ...], parent: str) -> None:
+    handling = (StepStatus.failure, StepStatus.complete)
+    groups: list[tuple[tuple[StepDef, ...], str]] = [(flow.steps, "")]
+    for siblings, parent in groups:  # breadth first; grows as containers are met
         for step in siblings:
             name = step.path_name
             steps[name] = step
             parents[name] = parent
-            watchers.setdefault(name, [])
-            handled.setdefault(name, False)
+            watchers[name] = []
+            handled[name] = False
+            if step.children:
+                groups.append((step.children, name))
         for step in siblings:
-            for atom in atoms(step.requires):
-                target = path_name(atom.path)
-                if step.path_name not in watchers[target]:
-                    watchers[target].append(step.path_name)
-                if atom.status in (StepStatus.failure, StepStatus.complete):
-                    handled[target] = True
-        for step in siblings:
-            visit(step.children, step.path_name)
-
-    visit(flow.steps, "")
+            name = step.path_name
+            for atom in step.requirement_atoms:
+                watching = watchers[atom.name]
+                if not watching or watching[-1] != name:  # a step's atoms are met together
+                    watching.append(name)
+                if atom.status in handling:
+                    handled[atom.name] = True
     return StepIndex(
         steps=steps,
         watchers={name: tuple(paths) for name, paths in watchers.items()},
         handled=handled,
         parents=parents,
     )
-
-
-def _rank(step: StepDef, sequence: str) -> tuple[int, tuple[int, ...]]:
-    return (step.order, tuple(int(part) for part in sequence.split(".")))
 
 
 def expand_iterations(
@@ -122,23 +119,20 @@ def expand_iterations(
     ``nodes`` and ``iterations`` are the caller's fresh accumulators.
     """
     key = container.key if container is not None else ROOT
+    numbers = container.rank[1] if container is not None else ()
+    names = [step.path_name for step in body]
     result = []
     for ordinal, item in enumerate(items, start=1):
         sequence = child_sequence(key.sequence, ordinal)
+        rank = (*numbers, ordinal)
         children = []
-        for step in body:
-            spec = NodeSpec(
-                key=NodeKey(step.path_name, sequence),
-                step=step,
-                parent=key,
-                ordinal=ordinal,
-                item=item,
-                rank=_rank(step, sequence),
-            )
-            nodes[spec.key] = spec
-            children.append(spec.key)
-            if step.is_container and not callable(step.repeats):
-                iterations[spec.key] = expand_iterations(
+        for step, name in zip(body, names, strict=True):
+            child = NodeKey(name, sequence)
+            spec = NodeSpec(child, step, key, ordinal, item, (step.order, rank))
+            nodes[child] = spec
+            children.append(child)
+            if step.children and not callable(step.repeats):
+                iterations[child] = expand_iterations(
                     spec, step.children, repeat_items(step), nodes, iterations
                 )
         result.append(Iteration(key, ordinal, item, sequence, tuple(children)))

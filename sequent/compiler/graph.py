@@ -1,12 +1,14 @@
 """Validate a flow definition and compile it into a frozen networkx DAG of step instances.
 
-``compile_flow`` is the compiler's entry point: pure, no I/O. Nodes are ``NodeKey(path,
-sequence)`` with the ``NodeSpec`` under ``"spec"``; edges are ``kind="requires"`` (a sibling's
-status, under ``"statuses"``) or ``kind="contains"`` (a container instance to its children).
+``compile_flow`` is the compiler's entry point: pure, no I/O. In ``Plan.graph`` (built on first
+use) nodes are ``NodeKey(path, sequence)`` with the ``NodeSpec`` under ``"spec"``; edges are
+``kind="requires"`` (a sibling's status, under ``"statuses"``) or ``kind="contains"`` (a
+container instance to its children).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import attrs
@@ -14,7 +16,7 @@ import networkx as nx
 
 from ..errors import CycleError, DefinitionError, UnknownStepError
 from ..status import StepStatus
-from .definitions import FlowDef, StepDef, atoms, path_name
+from .definitions import FlowDef, StepDef, path_name
 from .expand import (
     ROOT,
     Iteration,
@@ -38,7 +40,15 @@ class Plan:
     index: StepIndex
     nodes: Mapping[NodeKey, NodeSpec]
     iterations: Mapping[NodeKey, tuple[Iteration, ...]]
-    graph: nx.DiGraph
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The frozen networkx DAG of ``nodes`` (see ``build_graph``), built on first use.
+
+        A run needs only ``nodes``, ``iterations`` and ``index``; drawing and reviewing a flow
+        read the graph. Building it for 100,000 nodes takes about a second, so only then.
+        """
+        return build_graph(self.nodes, self.iterations)
 
     def order(self) -> list[NodeKey]:
         """Every node in definition order, then sequence order."""
@@ -56,13 +66,7 @@ def compile_flow(flow: FlowDef) -> Plan:
     nodes: dict[NodeKey, NodeSpec] = {}
     iterations: dict = {}
     iterations[ROOT] = expand_iterations(None, flow.steps, (None,), nodes, iterations)
-    return Plan(
-        flow=flow,
-        index=index_steps(flow),
-        nodes=nodes,
-        iterations=iterations,
-        graph=build_graph(nodes, iterations),
-    )
+    return Plan(flow=flow, index=index_steps(flow), nodes=nodes, iterations=iterations)
 
 
 def build_graph(
@@ -73,8 +77,8 @@ def build_graph(
     graph.add_nodes_from((key, {"spec": spec}) for key, spec in nodes.items())
     edges: dict[tuple[NodeKey, NodeKey], list[str]] = {}
     for key, spec in nodes.items():
-        for atom in atoms(spec.step.requires):
-            source = NodeKey(path_name(atom.path), key.sequence)
+        for atom in spec.step.requirement_atoms:
+            source = NodeKey(atom.name, key.sequence)
             edges.setdefault((source, key), []).append(atom.status.value)
     graph.add_edges_from(
         (source, target, {"kind": "requires", "statuses": tuple(statuses)})
@@ -100,9 +104,9 @@ def validate(flow: FlowDef) -> None:
 
 def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
     known = {step.path: step for step in siblings}
-    deps = nx.DiGraph()
+    deps: dict[str, set[str]] = {}  # step -> the siblings it requires
     for step in siblings:
-        deps.add_node(step.path_name)
+        needs = deps[step.path_name] = set()
         if step.is_container and step.func is not None:
             raise DefinitionError(
                 f"step {step.path_name!r} has both a func and child steps; a container runs "
@@ -118,9 +122,9 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
                 f"step {step.path_name!r} has repeats= but no child steps; repeats applies to "
                 f"containers, so add the work as a child step of {step.name!r}"
             )
-        for atom in atoms(step.requires):
+        for atom in step.requirement_atoms:
             if atom.path not in known:
-                other = path_name(atom.path)
+                other = atom.name
                 raise UnknownStepError(
                     f"step {step.path_name!r} requires {other!r}, which is not a sibling in "
                     f"{where}; requires may name only steps of the same container, so move "
@@ -131,13 +135,9 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
                     f"step {step.path_name!r} requires status {atom.status!r} of "
                     f"{path_name(atom.path)!r}; use ready, active, success, failure or complete"
                 )
-            deps.add_edge(path_name(atom.path), step.path_name)
-    try:
-        cycle = nx.find_cycle(deps)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        names = tuple(edge[0] for edge in cycle)
+            needs.add(atom.name)
+    names = _cycle(deps)
+    if names:
         shown = " -> ".join((*names, names[0]))
         raise CycleError(
             f"requirements form a cycle in {where}: {shown}; remove one of these requirements",
@@ -146,6 +146,37 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
     for step in siblings:
         if step.is_container:
             _validate_siblings(step.children, f"container {step.path_name!r}")
+
+
+def _cycle(deps: Mapping[str, set[str]]) -> tuple[str, ...]:
+    """One cycle among ``deps`` (step -> steps it requires), in requirement order, or ``()``.
+
+    Kahn's algorithm peels off the steps whose requirements are all peeled; what stays is on a
+    cycle or behind one. Walking back from any of those through requirements that also stayed
+    must come round to a step already seen: that stretch is a cycle.
+    """
+    waiting = {name: len(needs) for name, needs in deps.items()}
+    dependents: dict[str, list[str]] = {name: [] for name in deps}
+    for name, needs in deps.items():
+        for need in needs:
+            dependents[need].append(name)
+    free = [name for name, count in waiting.items() if count == 0]
+    while free:
+        for dependent in dependents[free.pop()]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                free.append(dependent)
+    stuck = [name for name, count in waiting.items() if count > 0]
+    if not stuck:
+        return ()
+    seen: dict[str, int] = {}
+    walk: list[str] = []
+    name = stuck[0]
+    while name not in seen:
+        seen[name] = len(walk)
+        walk.append(name)
+        name = min(need for need in deps[name] if waiting[need] > 0)
+    return tuple(reversed(walk[seen[name] :]))
 
 
 _CONDITIONS = frozenset(
