@@ -77,14 +77,13 @@ class _Job:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "job", "killed", "deadline")
+    __slots__ = ("process", "conn", "job", "killed")
 
     def __init__(self, process: Any, conn: connection.Connection) -> None:
         self.process = process
         self.conn = conn
         self.job: _Job | None = None
         self.killed = False
-        self.deadline: float | None = None
 
 
 class ProcessBackend:
@@ -150,7 +149,11 @@ class ProcessBackend:
         return future
 
     def kill(self, future: Future[Outcome]) -> bool:
-        """Stop the step behind ``future``: drop it if queued, else kill its worker's group."""
+        """Stop the step behind ``future``: drop it if queued, else kill its worker's group.
+
+        Waits until the worker is gone and reaped: at most ``kill_grace`` seconds after the
+        SIGTERM (a worker stuck in C code), then SIGKILL.
+        """
         with self._lock:
             for job in self._queue:
                 if job.future is future:
@@ -160,8 +163,14 @@ class ProcessBackend:
             if worker is None or worker.killed:
                 return False
             worker.killed = True
-            worker.deadline = time.monotonic() + self.kill_grace
-            _signal_group(worker.process, signal.SIGTERM)
+            process = worker.process
+            _signal_group(process, signal.SIGTERM)
+            # Reap it here: an orchestrator that exits right after an interruption must not
+            # leave a zombie behind (an init that does not reap would keep it for good).
+            process.join(self.kill_grace)
+            if process.exitcode is None:  # stuck where the SIGTERM handler cannot run
+                _signal_group(process, signal.SIGKILL)
+                process.join()
             self._wake()
             return True
 
@@ -278,9 +287,7 @@ class ProcessBackend:
                             watched.add(worker)
                             selector.register(worker.conn, selectors.EVENT_READ, worker)
                             selector.register(worker.process.sentinel, selectors.EVENT_READ, worker)
-                    deadlines = [w.deadline for w in self._workers if w.deadline is not None]
-                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                events = selector.select(timeout)
+                events = selector.select()
                 done: list[tuple[_Job, Outcome]] = []
                 with self._lock:
                     if self._closed:
@@ -297,7 +304,6 @@ class ProcessBackend:
                             selector.unregister(worker.conn)
                             selector.unregister(worker.process.sentinel)
                             self._bury(worker, done)
-                    self._overdue()
                 for job, outcome in done:
                     self._resolve(job, outcome)
         finally:
@@ -343,13 +349,6 @@ class ProcessBackend:
         self._workers.remove(worker)
         while self._queue and (self.max_workers is None or self._busy() < self.max_workers):
             self._feed(self._spawn())
-
-    def _overdue(self) -> None:
-        now = time.monotonic()
-        for worker in self._workers:
-            if worker.deadline is not None and worker.deadline <= now:
-                worker.deadline = None
-                _signal_group(worker.process, signal.SIGKILL)
 
     @staticmethod
     def _resolve(job: _Job, outcome: Outcome) -> None:
