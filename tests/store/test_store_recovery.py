@@ -49,9 +49,12 @@ def calls() -> Calls:
     return Calls()
 
 
-def flow_on(store: Path, mode=seq.RunMode.restart, name="recovery", **options) -> seq.Sequent:
-    """A flow recording into ``store`` on the thread executor, logging beside it."""
-    config = {"logdir": str(store.parent / "logs"), **options.pop("config", {})}
+def flow_on(
+    store: Path, mode=seq.RunMode.restart, name="recovery", logs: Path | None = None, **options
+) -> seq.Sequent:
+    """A flow recording into ``store`` on the thread executor, logging beside it (or in logs)."""
+    folder = logs if logs is not None else store.parent / "logs"
+    config = {"logdir": str(folder), **options.pop("config", {})}
     return seq.Sequent(
         name=name,
         store=str(store),
@@ -396,7 +399,7 @@ def test_a_directory_is_not_a_store(tmp_path, calls):
 
 
 def test_memory_store_recovers_within_its_flow_only(tmp_path, calls):
-    flow = flow_on(Path(":memory:"))
+    flow = flow_on(Path(":memory:"), logs=tmp_path / "logs")
     flow.add_step("a", func=calls)
     flow.add_step("b", func=calls, kwargs={"fail": True})
     with flow:
@@ -404,7 +407,7 @@ def test_memory_store_recovers_within_its_flow_only(tmp_path, calls):
         flow.run_mode = seq.RunMode.recover
         assert flow.run() is False  # b still fails; a is skipped
     assert calls.names() == ["a/1", "b/1", "b/1"]
-    other = flow_on(Path(":memory:"), seq.RunMode.recover)
+    other = flow_on(Path(":memory:"), seq.RunMode.recover, logs=tmp_path / "logs")
     other.add_step("a", func=calls)
     with pytest.raises(seq.RecoveryError, match="in-memory store lasts only as long"):
         other.run()
