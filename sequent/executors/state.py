@@ -53,6 +53,8 @@ Compiled = tuple
 def _compile_expr(expr: Expr) -> Compiled:
     if isinstance(expr, Atom):
         return ("a", path_name(expr.path), expr.status)
+    if len(expr.items) == 1:  # and/or of one item: the item itself
+        return _compile_expr(expr.items[0])
     if isinstance(expr, AllOf):
         return ("&", tuple(_compile_expr(item) for item in expr.items))
     assert isinstance(expr, AnyOf)
@@ -102,6 +104,7 @@ class RunState:
         self._remaining: dict[NodeKey, int] = {}
         self._failed_child: dict[NodeKey, NodeKey] = {}
         self._requires: dict[str, Compiled | None] = {}
+        self._watch: dict[str, tuple[tuple[str, bool, bool], ...]] = {}
         self._stack: list[tuple[NodeKey, StepStatus]] = []
         #: Status changes since the last ``drain_changes``, in the order they happened.
         self.changes: list[Change] = []
@@ -196,20 +199,37 @@ class RunState:
 
     def _propagate(self) -> None:
         stack = self._stack
+        decided = self.status
         while stack:
             key, status = stack.pop()
             sequence = key.sequence
-            for watcher in self.index.watchers.get(key.path, ()):
-                other = NodeKey(watcher, sequence)
-                if other in self.status:
+            terminal = status.is_terminal()
+            watchers = self._watch.get(key.path)
+            if watchers is None:
+                watchers = self._watchers(key.path)
+            for watcher, on_ready, on_active in watchers:
+                if not terminal and not (on_ready if status is READY else on_active):
+                    continue  # only a `ready`/`active` atom can change before the end
+                if (watcher, sequence) in decided:
                     continue
+                other = NodeKey(watcher, sequence)
                 verdict = self.evaluate(other)
                 if verdict is True:
                     self._make_ready(other)
                 elif verdict is False:
                     self._set(other, SKIPPED)
-            if status.is_terminal():
+            if terminal:
                 self._note_terminal(key, self.nodes[key], start_next=True)
+
+    def _watchers(self, path: str) -> tuple[tuple[str, bool, bool], ...]:
+        """The siblings requiring ``path``, each with whether it names ``ready``/``active``."""
+        found = []
+        for watcher in self.index.watchers.get(path, ()):
+            atoms = self.index.steps[watcher].requirement_atoms
+            wanted = {atom.status for atom in atoms if atom.name == path}
+            found.append((watcher, READY in wanted, ACTIVE in wanted))
+        self._watch[path] = result = tuple(found)
+        return result
 
     def _make_ready(self, key: NodeKey) -> None:
         self._set(key, READY)
@@ -329,8 +349,7 @@ class RunState:
     def _eval(self, expr: Compiled, sequence: str) -> bool | None:
         kind = expr[0]
         if kind == "a":
-            other = NodeKey(expr[1], sequence)
-            status = self.status.get(other)
+            status = self.status.get((expr[1], sequence))  # type: ignore[call-overload]
             if status is None:
                 return None
             wanted = expr[2]
@@ -343,7 +362,7 @@ class RunState:
                     return True
                 return False if status.is_terminal() else None
             flag = _READY if wanted is READY else _ACTIVE
-            if self.flags.get(other, 0) & flag:
+            if self.flags.get((expr[1], sequence), 0) & flag:  # type: ignore[call-overload]
                 return True
             return False if status.is_terminal() else None
         undecided = False
