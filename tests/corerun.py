@@ -46,13 +46,15 @@ def lend_backend(executor: str, warm: dict[str, Any]) -> SharedBackend:
     return SharedBackend(warm[executor])
 
 
-def new_flow(backend: SharedBackend, tmp_path: Path, **config: Any) -> seq.Sequent:
+def new_flow(
+    backend: SharedBackend, tmp_path: Path, store: str = ":memory:", **config: Any
+) -> seq.Sequent:
     """A flow on ``backend``, in-memory store, logs under ``tmp_path``; no concurrency limit."""
     config.setdefault("logdir", str(tmp_path / "logs"))
     config.setdefault("max_concurrent", 0)
     return seq.Sequent(
         name="behaviour",
-        store=":memory:",
+        store=store,
         executor=backend,
         logging_level=logging.INFO,
         config=config,
