@@ -74,7 +74,7 @@ class LokyBackend:
         self.idle_timeout = idle_timeout
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
-        self._running: dict[Future[Outcome], int] = {}
+        self._running: dict[Future[Outcome], tuple[int, Future[Any]]] = {}
         fd, self._table_path = tempfile.mkstemp(prefix="sequent-loky-", suffix=".slots")
         os.ftruncate(fd, SLOTS * _SLOT.size)
         self._table = mmap.mmap(fd, SLOTS * _SLOT.size)
@@ -94,7 +94,7 @@ class LokyBackend:
         except (BrokenProcessPool, ShutdownExecutorError, RuntimeError):
             inner = self._executor().submit(_call, payload, token, self._table_path)
         with self._lock:
-            self._running[outer] = token
+            self._running[outer] = (token, inner)
         started = time.time()
 
         def settle(done: Future[Any]) -> None:
@@ -108,13 +108,14 @@ class LokyBackend:
     def kill(self, future: Future[Outcome]) -> bool:
         """Interrupt the step behind ``future`` in its worker (see the module docstring)."""
         with self._lock:
-            token = self._running.get(future)
-        if token is None or self._closed:
+            entry = self._running.get(future)
+        if entry is None or self._closed:
             return False
+        token, inner = entry
         offset = (token % SLOTS) * _SLOT.size
         slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
         if slot_token != token or pid <= 0:
-            return False  # not started yet, or finished
+            return inner.cancel()  # still queued in loky (or just finished)
         _SLOT.pack_into(self._table, offset, token, pid, 1)
         try:
             os.kill(pid, signal.SIGUSR1)
