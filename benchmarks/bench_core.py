@@ -17,8 +17,9 @@ interleaved so that a change in the machine's load touches every contender alike
   steps in chains of ten.
 
 Targets: per-hop latency at most 2x the reference loop (the like-for-like pair: sequent on a
-file store against the reference committing to SQLite); compiling 100,000 nodes in under 3 s and
-500 MB. Runs in well under two minutes on a small machine.
+file store against the reference committing to SQLite); the store in a file within 1.5x of the
+store in memory; compiling 100,000 nodes in under 3 s and 500 MB. Runs in about a minute on a
+small machine.
 """
 
 from __future__ import annotations
@@ -338,12 +339,17 @@ def main(argv: list[str] | None = None) -> None:
     def hop(name: str) -> float:
         return hops[name]
 
-    like_for_like = hop("thread file") / hop("reference file")
     worst_compile = max(repeated.seconds, flat.seconds)
     worst_memory = max(repeated.peak, flat.peak)
     print("\ntargets")
-    print(f"  per-hop, thread on a file store / reference with SQLite: {like_for_like:.2f}x"
-          f" (target <= 2x) {'ok' if like_for_like <= 2 else 'MISSED'}")  # fmt: skip
+    for executor in ("serial", "thread"):
+        ratio = hop(f"{executor} file") / hop("reference file")
+        print(f"  per-hop, {executor} on a file store / reference with SQLite: {ratio:.2f}x"
+              f" (target <= 2x) {'ok' if ratio <= 2 else 'MISSED'}")  # fmt: skip
+    for executor in ("serial", "thread"):
+        durable = hop(f"{executor} file") / hop(f"{executor} memory")
+        print(f"  per-hop, {executor}, store in a file / in memory: {durable:.2f}x"
+              f" (target <= 1.5x) {'ok' if durable <= 1.5 else 'MISSED'}")  # fmt: skip
     print(f"  compile {args.nodes:,} nodes: {worst_compile:.2f} s (target < 3 s) "
           f"{'ok' if worst_compile < 3 else 'MISSED'}")  # fmt: skip
     print(f"  compile {args.nodes:,} nodes: {worst_memory:.0f} MB (target < 500 MB) "
