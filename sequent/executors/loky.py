@@ -180,7 +180,7 @@ def _call(payload: bytes, token: int, table_path: str) -> bytes:
     _SLOT.pack_into(table, offset, token, os.getpid(), 0)
     _current[0] = (table, offset, token, step)
     try:
-        outcome = execute(task)
+        outcome = execute(task, exported=True)
     finally:
         _current[0] = None
         _SLOT.pack_into(table, offset, 0, 0, 0)

@@ -373,16 +373,20 @@ def dumps(value: Any) -> bytes:
     return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
 
-def export_environ(task: Task) -> None:
-    """Leave the step context's variables in a dedicated worker's environment between steps.
+_exported: dict[str, str] = {}
 
-    ``execute`` then changes (and restores) only the variables that differ from the previous
-    step's, typically the step name and sequence, instead of all ten.
+
+def export_environ(task: Task) -> None:
+    """Put the step context's variables in a dedicated worker's environment, and leave them.
+
+    Only the variables that differ from the previous step's (typically the step name and
+    sequence) are written; the step then runs with ``execute(task, exported=True)``.
     """
     env = task.context.environ()
-    changed = {key: value for key, value in env.items() if os.environ.get(key) != value}
+    changed = {key: value for key, value in env.items() if _exported.get(key) != value}
     if changed:
         os.environ.update(changed)
+        _exported.update(changed)
 
 
 def _loads(data: bytes, job: _Job) -> Outcome:
@@ -476,7 +480,7 @@ def _serve(
             )
         else:
             export_environ(task)
-            outcome = execute(task)
+            outcome = execute(task, exported=True)
         try:
             payload = dumps(outcome)
         except Exception as exc:
@@ -505,6 +509,7 @@ def _reset_process_state() -> None:
         if isinstance(logger, logging.Logger):
             for handler in list(logger.handlers):
                 logger.removeHandler(handler)
+    logging.getLogger().setLevel(logging.DEBUG)  # once: each step's capture wants everything
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
 

@@ -88,18 +88,23 @@ class _Capture(logging.Handler):
         )
 
 
-def execute(task: Task) -> Outcome:
-    """Call ``task.func(*task.args, **task.kwargs)`` as ``task.context``; return its Outcome."""
+def execute(task: Task, *, exported: bool = False) -> Outcome:
+    """Call ``task.func(*task.args, **task.kwargs)`` as ``task.context``; return its Outcome.
+
+    ``exported``: the caller (a dedicated worker process) has put the step's variables in the
+    environment already, so they are neither set nor restored here.
+    """
     capture = None
     root = logging.getLogger()
     saved_level = root.level
     if task.remote:
         capture = _Capture(task.context)
         root.addHandler(capture)
-        root.setLevel(logging.DEBUG)
+        if saved_level != logging.DEBUG:
+            root.setLevel(logging.DEBUG)
     started = time.time()
     try:
-        with entered(task.context, set_environ=task.remote):
+        with entered(task.context, set_environ=task.remote and not exported):
             value = task.func(*task.args, **task.kwargs)
         status, error, trace = StepStatus.success, None, None
     except BaseException as exc:  # noqa: BLE001 - every way a step ends is an outcome
@@ -112,7 +117,8 @@ def execute(task: Task) -> Outcome:
     finally:
         if capture is not None:
             root.removeHandler(capture)
-            root.setLevel(saved_level)
+            if saved_level != logging.DEBUG:
+                root.setLevel(saved_level)
     logs = tuple(capture.records) if capture is not None else ()
     if task.remote and status is StepStatus.success:
         value, error = _sendable(value)
