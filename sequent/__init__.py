@@ -73,3 +73,12 @@ __all__ = [
     "current",
     "or_",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``seq.DaskExecutor(address=...)`` without importing distributed for every user.
+    if name == "DaskExecutor":
+        from .executors.dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module 'sequent' has no attribute {name!r}")
