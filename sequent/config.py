@@ -14,7 +14,9 @@ FLOW_DEFAULTS: dict[str, Any] = {
     "max_concurrent": 1,
     "stop_on_exception": True,
     "task_construct": None,
-    "logdir": os.path.join(tempfile.gettempdir(), "sequent"),
+    # Not "<temp>/sequent": a folder of the package's name beside a script in the temp folder
+    # would shadow the installed package for ``import sequent``.
+    "logdir": os.path.join(tempfile.gettempdir(), "sequent-logs"),
     "workdir": tempfile.gettempdir(),
     "sleep_between_loops": 1,
     "start_method": None,  # the process executor's multiprocessing start method
