@@ -108,18 +108,11 @@ _VALUES = {status: status.value for status in StepStatus}
 def _insert_events_sql(run_id: str, attempt: int, shapes: tuple[int, ...]) -> str:
     """One INSERT of events buffered as tuples of lengths ``shapes``.
 
-    ``?1`` is the first event's ``seq``; the others follow it (``?1 + 1``, ...).
+    Each row's parameters are its ``seq`` then the event's values, all plain ``?``
+    placeholders (numbered ones with a sequence of values are refused from Python 3.14).
     """
     prefix = f"'{run_id.replace(chr(39), chr(39) * 2)}', {int(attempt)}"
-    number = 1
-    rows = []
-    for offset, shape in enumerate(shapes):
-        parts = _SHAPES[shape][0].split("?")
-        row = parts[0]
-        for part in parts[1:]:
-            number += 1
-            row += f"?{number}{part}"
-        rows.append(f"({prefix}, ?1 + {offset}, {row})")
+    rows = [f"({prefix}, ?, {_SHAPES[shape][0]})" for shape in shapes]
     return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(rows)}"
 
 
@@ -784,8 +777,9 @@ class SqliteSession:
             # is a single call into SQLite.
             shapes = tuple(len(event) for event in events)
             sql = _insert_events_sql(self.run_id, self.attempt, shapes)
-            values = [self._seq]
-            for event in events:
+            values: list[Any] = []
+            for offset, event in enumerate(events):
+                values.append(self._seq + offset)
                 values += event
             self.store._statement(sql, values)
         self._clear()
