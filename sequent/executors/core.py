@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import linecache
 import logging
 import queue
+import re
 import signal
 import threading
 import time
@@ -366,6 +368,8 @@ class Scheduler:
         step = attempt.spec.step
         _replay_logs(key, outcome)
         outcome = _late(outcome, step.timeout, key)
+        if outcome.traceback and _DYNAMIC in outcome.traceback:
+            outcome = attrs.evolve(outcome, traceback=_named_frames(outcome.traceback, step.func))
         if (
             outcome.status is StepStatus.failure
             and attempt.number < step.retries
@@ -549,6 +553,29 @@ def _outcome_of(future: Future[Outcome]) -> Outcome:
             started=now,
             ended=now,
         )
+
+
+_DYNAMIC = '"<dynamic-code>"'
+_FRAME = re.compile(r'^( *)File "<dynamic-code>", line (\d+), in (.*)$', re.MULTILINE)
+
+
+def _named_frames(trace: str, func: Any) -> str:
+    """Put the step function's file (and source lines) back into a worker's traceback.
+
+    A function defined in the flow's script travels to worker processes by value, and its
+    frames then say ``<dynamic-code>``; it was defined in the file of ``func`` here.
+    """
+    filename = getattr(getattr(func, "__code__", None), "co_filename", None)
+    if not filename:
+        return trace
+
+    def frame(match: re.Match[str]) -> str:
+        indent, line, name = match.group(1), match.group(2), match.group(3)
+        source = linecache.getline(filename, int(line)).strip()
+        shown = f'{indent}File "{filename}", line {line}, in {name}'
+        return f"{shown}\n{indent}  {source}" if source else shown
+
+    return _FRAME.sub(frame, trace)
 
 
 def _late(outcome: Outcome, timeout: float | None, key: NodeKey) -> Outcome:
