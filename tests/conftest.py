@@ -87,6 +87,23 @@ def dask_client():
     cluster.close()
 
 
+@pytest.fixture(scope="module")
+def _warm_backends():
+    """Backends kept warm across one test module (worker pools are slow to start)."""
+    made: dict = {}
+    yield made
+    for backend in made.values():
+        backend.shutdown()
+
+
+@pytest.fixture
+def backend(executor, _warm_backends):
+    """The ``executor``'s backend, shared by the tests of a module (see tests/corerun.py)."""
+    from corerun import lend_backend
+
+    return lend_backend(executor, _warm_backends)
+
+
 @pytest.fixture
 def make_flow(tmp_path, request):
     """Create flows on an in-memory store, logging under tmp_path; closes them at the end.

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from corerun import WORKERS, lend_backend, most_at_once, new_flow, run_core
+from corerun import WORKERS, most_at_once, new_flow, run_core
 
 import sequent as seq
 from sequent.compiler import NodeKey
@@ -51,18 +50,6 @@ def rendezvous(folder: str, name: str, parties: int, hold: float) -> bool:
 
 # -- fixtures ------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def _warm_backends():
-    made: dict[str, Any] = {}
-    yield made
-    for backend in made.values():
-        backend.shutdown()
-
-
-@pytest.fixture
-def backend(executor, _warm_backends):
-    return lend_backend(executor, _warm_backends)
 
 
 def pool(name: str, limit: int) -> seq.ResourcePool:

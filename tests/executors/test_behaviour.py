@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corerun import WORKERS, SharedBackend, lend_backend, most_at_once, new_flow, run_core
+from corerun import WORKERS, most_at_once, new_flow, run_core
 
 import sequent as seq
 from sequent.compiler import NodeKey
@@ -92,19 +92,6 @@ def read_item() -> Any:
 
 
 # -- running a flow on the core directly -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def _warm_backends():
-    made: dict[str, Any] = {}
-    yield made
-    for backend in made.values():
-        backend.shutdown()
-
-
-@pytest.fixture
-def backend(executor, _warm_backends) -> SharedBackend:
-    return lend_backend(executor, _warm_backends)
 
 
 def parallel(executor: str) -> bool:
