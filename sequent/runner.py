@@ -42,11 +42,6 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
     config = flow.config
     max_concurrent = config["max_concurrent"] if config["max_concurrent"] > 0 else 0
     if flow._backend is None:
-        from .executors import backend_name
-
-        if isinstance(flow.executor, (str, type)) or flow.executor is None:
-            if flow.executor is not None:
-                backend_name(flow.executor)
         flow._backend = create_backend(flow.executor, **_backend_options(flow, max_concurrent))
     backend = flow._backend
     if backend.remote:
@@ -198,15 +193,6 @@ def _summary(scheduler: Scheduler) -> None:
             more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
             level = logging.INFO if status is StepStatus.skipped else logging.WARNING
             log.log(level, "%s: %s%s", status.value.capitalize(), shown, more)
-    if scheduler.state.previous and state.plan:
-        replayed = sum(
-            1
-            for key in state.status
-            if key in scheduler.state.previous
-            and scheduler.state.previous[key] is StepStatus.success
-            and state.status[key] is StepStatus.success
-        )
-        log.debug("Recovered run: %d step instances skipped as already successful", replayed)
 
 
 __all__ = ["RunMode", "check_sendable", "run_flow"]
