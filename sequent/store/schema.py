@@ -11,6 +11,9 @@ derive one row per step instance from it, so recording a change appends one row.
                      └────────────< expansions   (nodes created at run time)
                 nodes        (view: one row per step instance and attempt, from its events)
                 latest_nodes (view: one row per step instance, from its latest attempt)
+    version 2:  events.worker, events.marked_by, events.reason   (Dask worker; manual marks)
+                attempts.logdir, attempts.heartbeat               (where its logs are; liveness)
+                leases       (one row per run being run: which orchestrator holds it)
 """
 
 from __future__ import annotations
@@ -182,9 +185,36 @@ def _version_1(db: sqlite_utils.Database) -> None:
     db.create_view("latest_nodes", _LATEST_NODES_VIEW)
 
 
+def _version_2(db: sqlite_utils.Database) -> None:
+    # Nullable columns, so rows written before them read as NULL: ``worker`` names the Dask
+    # worker (name or address) that ran a try; ``marked_by``/``reason`` are set on an event that
+    # an operator recorded by hand (``sequent mark``); ``logdir`` is the folder of an attempt's
+    # logs; ``heartbeat`` is the last time the attempt's orchestrator said it was alive.
+    db.execute("ALTER TABLE events ADD COLUMN worker TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN marked_by TEXT")
+    db.execute("ALTER TABLE events ADD COLUMN reason TEXT")
+    db.execute("ALTER TABLE attempts ADD COLUMN logdir TEXT")
+    db.execute("ALTER TABLE attempts ADD COLUMN heartbeat REAL")
+    db.table("leases").create(
+        {
+            "run_id": str,
+            "attempt": int,
+            "host": str,
+            "pid": int,
+            "user": str,
+            "started": float,
+            "heartbeat": float,
+        },
+        pk="run_id",
+        not_null={"attempt", "host", "pid", "started", "heartbeat"},
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+
+
 #: Every migration in order: (version, what it does, how). Append only; never edit one.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, "runs, attempts, events, expansions; views nodes, latest_nodes", _version_1),
+    (2, "events.worker/marked_by/reason, attempts.logdir/heartbeat, leases", _version_2),
 )
 
 #: The schema version this sequent writes.

@@ -52,9 +52,9 @@ def test_a_file_store_is_created_by_the_first_run_with_its_schema(tmp_path):
     try:
         assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM sequent_migrations").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM sequent_migrations").fetchall() == [(1,), (2,)]
         names = dict(conn.execute("SELECT name, type FROM sqlite_master"))
-        for table in ("runs", "attempts", "events", "expansions", "sequent_migrations"):
+        for table in ("runs", "attempts", "events", "expansions", "leases", "sequent_migrations"):
             assert names[table] == "table"
         assert names["nodes"] == names["latest_nodes"] == "view"
     finally:
