@@ -53,3 +53,7 @@ class StoreError(SequentError, ValueError):
 
 class ExecutorError(SequentError, ValueError):
     """An executor name or object is not usable."""
+
+
+class FlowFileError(SequentError, ValueError):
+    """A flow file cannot be loaded, or defines no flow (or several) to choose."""

@@ -21,22 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import os
-import sqlite3
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .compiler import NodeKey, Plan
-from .errors import RecoveryError, StoreError
+from .errors import RecoveryError
 from .executors.state import RunState
 from .status import RunMode, StepStatus
-from .store.schema import VERSION as STORE_VERSION
-from .store.sqlite import SqliteStore
-from .store.sqlite import _check_file as check_store_file
-from .store.sqlite import _inspect as inspect_store
+from .store import read_store
 
 if TYPE_CHECKING:
     from .flow import Sequent
@@ -256,6 +250,7 @@ __all__ = [
     "DryRun",
     "PlannedNode",
     "dry_run",
+    "read_store",
     "simulate",
 ]
 
@@ -322,57 +317,3 @@ def flow_store(flow: Sequent) -> Iterator[Any]:
         )
     with read_store(flow.store_path, missing_ok=True) as store:
         yield store
-
-
-@contextlib.contextmanager
-def read_store(path: str | os.PathLike[str], missing_ok: bool = False) -> Iterator[Any]:
-    """Open the store file at ``path`` read-only (an SQLite ``mode=ro`` connection); close it after.
-
-    Nothing is written to the file, not even a migration. Raises ``StoreError`` when ``path``
-    does not exist (unless ``missing_ok``: then yields a store that holds no run), is not a
-    sequent store, or was written by an older sequent that a run must migrate first.
-    """
-    store = _ReadOnlyStore(os.fspath(path))
-    if not store.exists and not missing_ok:
-        raise StoreError(
-            f"no store at {os.fspath(path)!r}; pass the path of a flow's .run.db file (a flow "
-            f"named by its script records into <script>.run.db next to it)"
-        )
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-class _ReadOnlyStore(SqliteStore):
-    """A ``SqliteStore`` on a read-only connection: its queries work, its writes cannot."""
-
-    def _open(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        if self.memory:
-            raise StoreError("an in-memory store cannot be opened read-only")
-        path = self.path
-        check_store_file(path)
-        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {path!r} read-only ({exc})") from exc
-        try:
-            version = inspect_store(conn, path)
-        except BaseException:
-            conn.close()
-            raise
-        if version < STORE_VERSION:
-            conn.close()
-            raise StoreError(
-                f"the store {path!r} has schema version {version} (this sequent writes "
-                f"{STORE_VERSION}); it is upgraded by the next run that records into it, and "
-                f"cannot be read before"
-            )
-        self._conn = conn
-        return conn
-
-    def _write(self, body: Any) -> Any:
-        raise StoreError(f"the store {self.path!r} is open read-only; nothing was written")

@@ -30,19 +30,9 @@ from typing import Any
 
 import attrs
 
-from .compiler import (
-    NOTHING,
-    AllOf,
-    AnyOf,
-    Atom,
-    Expr,
-    FlowDef,
-    NodeKey,
-    Plan,
-    StepDef,
-    compile_flow,
-)
+from .compiler import NodeKey
 from .compiler.dot import NOT_RUN_COLOR, STATUS_COLORS, to_dot
+from .compiler.structure import plan_from_structure
 from .executors.core import RETRY_DELAY_CAP
 from .status import StepStatus
 
@@ -324,81 +314,6 @@ def _attempt_section(attempt: Mapping[str, Any], rows: list[Row]) -> str:
 # -- graph -------------------------------------------------------------------------------------
 
 
-class _Shown:
-    """A stand-in for a recorded repeat item: its repr is the recorded text."""
-
-    def __init__(self, text: str | None) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text if self.text is not None else "?"
-
-
-def _recorded_step(*args: Any, **kwargs: Any) -> None:
-    """Stands in for a recorded step's function when a structure is compiled again."""
-
-
-def _at_run_time() -> tuple[()]:
-    """Stands in for a recorded callable ``repeats``."""
-    return ()
-
-
-def plan_from_structure(structure: Mapping[str, Any]) -> Plan:
-    """Compile a recorded structure (``Store.structure``) again, with stand-in functions.
-
-    Raises the compiler's ``SequentError`` if the structure is not a valid flow.
-    """
-    steps = list(structure.get("steps", ()))
-    paths: dict[str, tuple[str, ...]] = {}
-    for step in sorted(steps, key=lambda s: s["order"]):
-        parent = step.get("parent")
-        paths[step["path"]] = (*paths[parent], step["name"]) if parent else (step["name"],)
-    items: dict[tuple[str, int], str | None] = {}
-    for node in structure.get("nodes", ()):
-        parent = node.get("parent") or ["", ""]
-        items.setdefault((parent[0], node.get("ordinal", 1)), node.get("item"))
-    children: dict[str | None, list[Mapping[str, Any]]] = {}
-    for step in steps:
-        children.setdefault(step.get("parent"), []).append(step)
-
-    def expression(data: Any) -> Expr:
-        if data is None:
-            return NOTHING
-        if "step" in data:
-            return Atom(paths[data["step"]], StepStatus(data["status"]))
-        if "all" in data:
-            return AllOf(tuple(expression(item) for item in data["all"]))
-        return AnyOf(tuple(expression(item) for item in data["any"]))
-
-    def define(step: Mapping[str, Any]) -> StepDef:
-        kids = tuple(define(c) for c in sorted(children.get(step["path"], []), key=_order))
-        repeats = step.get("repeats")
-        if isinstance(repeats, Mapping) and "callable" in repeats:
-            repeats = _at_run_time
-        elif isinstance(repeats, Mapping) and "count" in repeats:
-            repeats = tuple(
-                _Shown(items.get((step["path"], k))) for k in range(1, repeats["count"] + 1)
-            )
-        else:
-            repeats = None
-        return StepDef(
-            name=step["name"],
-            path=paths[step["path"]],
-            order=step["order"],
-            func=None if kids else _recorded_step,
-            requires=expression(step.get("requires")),
-            repeats=repeats,
-            children=kids,
-        )
-
-    top = tuple(define(step) for step in sorted(children.get(None, []), key=_order))
-    return compile_flow(FlowDef(structure.get("flow") or "flow", top))
-
-
-def _order(step: Mapping[str, Any]) -> int:
-    return int(step["order"])
-
-
 def graph_section(structure: Mapping[str, Any], statuses: Mapping[NodeKey, StepStatus]) -> str:
     """The graph of the run: Graphviz SVG when possible, else a list of steps."""
     note = ""
@@ -453,7 +368,7 @@ def _graph_list(
 
     def render(parent: str | None) -> str:
         items = []
-        for step in sorted(children.get(parent, []), key=_order):
+        for step in sorted(children.get(parent, []), key=lambda step: int(step["order"])):
             chips = "".join(
                 f'<span class="chip s-{_e(status)}">{n} {_e(status)}</span>'
                 for status, n in sorted(counts.get(step["path"], Counter()).items())

@@ -1031,16 +1031,8 @@ def _snapshot(folder: Path, name: str) -> dict[str, bytes]:
     return files
 
 
-def _memory_stand_in() -> bool:
-    from sequent.store import open_store
-
-    return type(open_store(":memory:")).__name__ == "MemoryStore"
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_refused_before_anything_happens(case: Bad, tmp_path: Path) -> None:
-    if case.id.startswith(("store-", "recover-")) and _memory_stand_in():
-        pytest.skip("open_store still returns the in-memory stand-in, not the SQLite store")
     tally("bad inputs tried")
     ctx = Ctx(tmp_path)
     if case.prepare is not None:
@@ -1219,8 +1211,6 @@ def test_command_misuse_exits_2_and_writes_nothing(case: BadCommand, tmp_path: P
 
     from sequent.cli import cli
 
-    if _memory_stand_in():
-        pytest.skip("open_store still returns the in-memory stand-in, not the SQLite store")
     tally("bad inputs tried")
     for name, text in case.files:
         (tmp_path / name).write_text(text, encoding="utf-8")

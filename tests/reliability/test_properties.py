@@ -220,16 +220,6 @@ def _deaths(spec: flowgen.FlowSpec) -> int:
 # -- (d) recovery converges ---------------------------------------------------------------
 
 
-def _store_is_durable() -> str | None:
-    from sequent.store import open_store
-
-    store = open_store(":memory:")
-    store.close()
-    if type(store).__name__ == "MemoryStore":
-        return "open_store still returns the in-memory stand-in; recovery across runs needs SQLite"
-    return None
-
-
 def _executions(log_file: Path) -> list[tuple[str, int, str]]:
     if not log_file.exists():
         return []
@@ -254,9 +244,6 @@ def test_recover_runs_converge_without_rerunning_successes(
 ) -> None:
     """(d) Recover after random first-attempt failures until nothing fails: every reachable
     step ends success, and no node whose latest recorded status was success runs again."""
-    reason = _store_is_durable()
-    if reason:
-        pytest.skip(reason)
     from sequent.status import RunMode
     from sequent.store import open_store
 
@@ -347,9 +334,6 @@ def test_a_success_overwritten_by_skipped_reruns_when_reached_again(tmp_path) ->
     ``c`` is recorded ``skipped``; in attempt 2 ``b`` finally succeeds, ``c``'s requirement
     holds again and, its latest status being skipped, ``c`` runs again. (docs/decisions.md)
     """
-    reason = _store_is_durable()
-    if reason:
-        pytest.skip(reason)
     from sequent.status import RunMode
     from sequent.store import open_store
 

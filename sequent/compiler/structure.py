@@ -1,0 +1,305 @@
+"""The structure codec: a compiled flow as JSON-able data, and that data compiled back.
+
+A run records the structure of the flow it ran (``structure_of``), so that a store can be read,
+drawn and compared without the flow's code. ``read_structure`` turns the recorded data (plus the
+nodes created at run time) into the shape ``Store.structure`` returns; ``plan_from_structure``
+compiles that shape again with stand-in functions; ``describe_changes`` names what differs
+between two recorded structures. Pure: no I/O, no store.
+
+    Plan ──structure_of──> {"format", "flow", "steps", "nodes"} ──(store, JSON)──┐
+    Plan <──plan_from_structure── read_structure(recorded, expansions) <─────────┘
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..status import StepStatus
+from .definitions import DEFAULT_RECOVERY, NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, StepDef
+from .graph import Plan, compile_flow
+
+#: Longest repeat-item text kept in the structure.
+MAX_ITEM_CHARS = 200
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def structure_of(plan: Plan) -> dict[str, Any]:
+    """The compiled flow as JSON-able data: its steps and its statically known nodes.
+
+    ``steps`` holds one dict per definition, in definition order: ``path``, ``order``, and
+    only the options not left at their defaults (``parent`` for a child step, ``kind`` for a
+    container, ``func``, ``requires``, ``repeats``, ``delay``, ``retries``, ...);
+    ``nodes`` holds ``[path, sequence, item]`` per step instance in definition order, ``item``
+    being the repr of the container iteration's value (None without repeats).
+    """
+    steps: list[dict[str, Any]] = []
+
+    def visit(step: StepDef, parent: str | None) -> None:
+        steps.append(_step_entry(step, parent))
+        for child in step.children:
+            visit(child, step.path_name)
+
+    for step in plan.flow.steps:
+        visit(step, None)
+    steps.sort(key=lambda entry: entry["order"])
+    nodes = [
+        [key.path, key.sequence, item_text(spec.item)]
+        for key, spec in sorted(plan.nodes.items(), key=lambda item: item[1].rank)
+    ]
+    return {"format": 1, "flow": plan.flow.name, "steps": steps, "nodes": nodes}
+
+
+def _step_entry(step: StepDef, parent: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": step.path_name, "order": step.order}
+    if parent is not None:
+        entry["parent"] = parent
+    if step.children:
+        entry["kind"] = "container"
+    if step.func is not None:
+        entry["func"] = _callable_name(step.func)
+    requires = _expression(step.requires)
+    if requires is not None:
+        entry["requires"] = requires
+    if step.repeats is not None:
+        entry["repeats"] = _repeats(step.repeats)
+    for name in ("delay", "retries", "retry_delay", "timeout"):
+        value = getattr(step, name)
+        if value:
+            entry[name] = value
+    if step.hosts:
+        entry["hosts"] = list(step.hosts)
+    if step.acquires:
+        entry["acquires"] = [[pool.name, amount] for pool, amount in step.acquires]
+    if step.releases is not None:
+        entry["releases"] = [[pool.name, amount] for pool, amount in step.releases]
+    recovery = {
+        status.value: replay.value
+        for status, replay in step.recovery.items()
+        if DEFAULT_RECOVERY.get(status) is not replay
+    }
+    if recovery:
+        entry["recovery"] = recovery
+    if step.config:
+        entry["config"] = dict(step.config)
+    return entry
+
+
+def item_text(item: Any) -> str | None:
+    """A repeat item as recorded: its repr, cut to ``MAX_ITEM_CHARS`` (None for no item)."""
+    if item is None:
+        return None
+    try:
+        text = repr(item)
+    except Exception as exc:
+        text = f"<{type(item).__name__} whose repr raised {type(exc).__name__}>"
+    return text if len(text) <= MAX_ITEM_CHARS else text[: MAX_ITEM_CHARS - 3] + "..."
+
+
+def _expression(expr: Expr) -> Any:
+    if isinstance(expr, Atom):
+        return {"step": "_".join(expr.path), "status": expr.status.value}
+    if isinstance(expr, AllOf):
+        if not expr.items:
+            return None
+        if len(expr.items) == 1:
+            return _expression(expr.items[0])
+        return {"all": [_expression(item) for item in expr.items]}
+    assert isinstance(expr, AnyOf)
+    return {"any": [_expression(item) for item in expr.items]}
+
+
+def _repeats(repeats: Any) -> Any:
+    if repeats is None:
+        return None
+    if callable(repeats):
+        return {"callable": _callable_name(repeats)}
+    return {"count": len(repeats)}
+
+
+def _callable_name(func: Any) -> str | None:
+    if func is None:
+        return None
+    name = getattr(func, "__qualname__", None)
+    if isinstance(name, str):
+        return f"{getattr(func, '__module__', None) or '?'}.{name}"
+    return item_text(func)
+
+
+# -- decoding --------------------------------------------------------------------------------
+
+
+def read_structure(
+    recorded: Mapping[str, Any] | None, expansions: Iterable[tuple[Any, ...]] = ()
+) -> dict[str, Any]:
+    """The shape ``Store.structure`` returns, from a recorded structure and run-time expansions.
+
+    Each step gains ``parent``, ``kind`` and ``name``; each node becomes a dict with ``path``,
+    ``sequence``, ``parent`` ([path, sequence]), ``ordinal``, ``item`` and ``expanded``.
+    ``expansions`` are ``(path, sequence, parent_path, parent_sequence, ordinal, item)`` rows.
+    """
+    structure = dict(recorded) if recorded else {"flow": None, "steps": [], "nodes": []}
+    steps = [dict(step) for step in structure["steps"]]
+    for step in steps:
+        parent = step.setdefault("parent", None)
+        step.setdefault("kind", "step")
+        step["name"] = step["path"][len(parent) + 1 :] if parent else step["path"]
+    parents = {step["path"]: step["parent"] or "" for step in steps}
+    nodes = []
+    for path, sequence, item in structure["nodes"]:
+        parent_sequence, _, ordinal = sequence.rpartition(".")
+        parent = parents.get(path, "")
+        nodes.append(
+            {
+                "path": path,
+                "sequence": sequence,
+                "parent": [parent, parent_sequence if parent else ""],
+                "ordinal": int(ordinal),
+                "item": item,
+                "expanded": False,
+            }
+        )
+    for path, sequence, parent_path, parent_sequence, ordinal, item in expansions:
+        nodes.append(
+            {
+                "path": path,
+                "sequence": sequence,
+                "parent": [parent_path, parent_sequence],
+                "ordinal": ordinal,
+                "item": item,
+                "expanded": True,
+            }
+        )
+    structure["steps"] = steps
+    structure["nodes"] = nodes
+    return structure
+
+
+class _Shown:
+    """A stand-in for a recorded repeat item: its repr is the recorded text."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text if self.text is not None else "?"
+
+
+def _recorded_step(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a recorded step's function when a structure is compiled again."""
+
+
+def _at_run_time() -> tuple[()]:
+    """Stands in for a recorded callable ``repeats``."""
+    return ()
+
+
+def plan_from_structure(structure: Mapping[str, Any]) -> Plan:
+    """Compile a structure as ``read_structure`` gives it again, with stand-in functions.
+
+    Raises the compiler's ``SequentError`` if the structure is not a valid flow.
+    """
+    steps = list(structure.get("steps", ()))
+    paths: dict[str, tuple[str, ...]] = {}
+    for step in sorted(steps, key=_order):
+        parent = step.get("parent")
+        paths[step["path"]] = (*paths[parent], step["name"]) if parent else (step["name"],)
+    items: dict[tuple[str, int], str | None] = {}
+    for node in structure.get("nodes", ()):
+        parent = node.get("parent") or ["", ""]
+        items.setdefault((parent[0], node.get("ordinal", 1)), node.get("item"))
+    children: dict[str | None, list[Mapping[str, Any]]] = {}
+    for step in steps:
+        children.setdefault(step.get("parent"), []).append(step)
+
+    def define(step: Mapping[str, Any]) -> StepDef:
+        kids = tuple(define(c) for c in sorted(children.get(step["path"], []), key=_order))
+        return StepDef(
+            name=step["name"],
+            path=paths[step["path"]],
+            order=step["order"],
+            func=None if kids else _recorded_step,
+            requires=_parse_expression(step.get("requires"), paths),
+            repeats=_parse_repeats(step, items),
+            children=kids,
+        )
+
+    top = tuple(define(step) for step in sorted(children.get(None, []), key=_order))
+    return compile_flow(FlowDef(structure.get("flow") or "flow", top))
+
+
+def _parse_expression(data: Any, paths: Mapping[str, tuple[str, ...]]) -> Expr:
+    if data is None:
+        return NOTHING
+    if "step" in data:
+        return Atom(paths[data["step"]], StepStatus(data["status"]))
+    if "all" in data:
+        return AllOf(tuple(_parse_expression(item, paths) for item in data["all"]))
+    return AnyOf(tuple(_parse_expression(item, paths) for item in data["any"]))
+
+
+def _parse_repeats(step: Mapping[str, Any], items: Mapping[tuple[str, int], str | None]) -> Any:
+    repeats = step.get("repeats")
+    if isinstance(repeats, Mapping) and "callable" in repeats:
+        return _at_run_time
+    if isinstance(repeats, Mapping) and "count" in repeats:
+        return tuple(_Shown(items.get((step["path"], k))) for k in range(1, repeats["count"] + 1))
+    return None
+
+
+def _order(step: Mapping[str, Any]) -> int:
+    return int(step["order"])
+
+
+# -- comparing -------------------------------------------------------------------------------
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], run_id: str) -> list[str]:
+    """Messages naming the steps and nodes added, removed or changed between two structures."""
+    notes: list[str] = []
+    old_steps = {step["path"]: step for step in old.get("steps", ())}
+    new_steps = {step["path"]: step for step in new.get("steps", ())}
+    added = [path for path in new_steps if path not in old_steps]
+    removed = [path for path in old_steps if path not in new_steps]
+    compared = ("kind", "requires", "repeats")
+    changed = [
+        path
+        for path in new_steps
+        if path in old_steps
+        and any(new_steps[path].get(field) != old_steps[path].get(field) for field in compared)
+    ]
+    old_nodes = [(node[0], node[1]) for node in old.get("nodes", ())]
+    new_nodes = [(node[0], node[1]) for node in new.get("nodes", ())]
+    old_set, new_set = set(old_nodes), set(new_nodes)
+    nodes_added = [key for key in new_nodes if key not in old_set]
+    nodes_removed = [key for key in old_nodes if key not in new_set]
+    if not (added or removed or changed or nodes_added or nodes_removed):
+        return notes
+    notes.append(
+        f"The flow's structure changed since run {run_id} was last recorded; nodes are matched "
+        f"by (path, sequence)"
+    )
+    for label, paths in (("added", added), ("removed", removed), ("changed", changed)):
+        if paths:
+            notes.append(f"Steps {label}: {_listed(paths)}")
+    for label, keys in (("added (will run)", nodes_added), ("removed (ignored)", nodes_removed)):
+        if keys:
+            notes.append(f"Nodes {label}: {_listed([f'{p}/{s}' for p, s in keys])}")
+    return notes
+
+
+def _listed(names: list[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+__all__ = [
+    "MAX_ITEM_CHARS",
+    "describe_changes",
+    "item_text",
+    "plan_from_structure",
+    "read_structure",
+    "structure_of",
+]

@@ -1,0 +1,247 @@
+"""The store's writer: one recorder per attempt, buffering status changes, committing per round.
+
+Mutates the ``events``, ``expansions``, ``attempts`` and ``runs`` rows of one attempt, and
+nothing else. The scheduling core reports to a ``SqliteSession``:
+
+    Scheduler ──node()/expanded()──> session buffers (one event row per status change)
+              ──flush()────────────> one multi-row INSERT of the round's events (a round
+                                     of more than 8: BEGIN IMMEDIATE; executemany; COMMIT)
+              ──finish(result)─────> attempt and run rows closed
+
+Recording appends to ``events`` only. Values are stored as JSON or as their ``repr``, never
+pickled: reading a store never runs code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..compiler import NodeKey, NodeSpec, Plan
+from ..compiler.structure import item_text
+from ..status import StepStatus
+from .connection import Database
+from .schema import EVENT_COLUMNS, EXPANSION_COLUMNS
+
+#: Longest value text kept; longer values are kept as a truncated ``repr``.
+MAX_VALUE_CHARS = 1_000_000
+
+_SUCCESS = StepStatus.success
+
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+#: Up to this many events, a flush is one multi-row INSERT (its own transaction).
+_ONE_STATEMENT_ROWS = 8
+# Every bound parameter costs time on the hot path, so an event is buffered as the shortest
+# tuple that holds it, and the INSERT writes the rest (run id, attempt, zeros, NULLs) as
+# literals. Each shape: the SQL of one row after run_id, attempt and seq, and how to widen
+# the tuple to all of EVENT_COLUMNS[3:] for executemany.
+_NULLS7 = (None,) * 7
+_SHAPES: dict[int, tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]] = {
+    # path, sequence, kind, status, time
+    5: ("?, ?, ?, ?, ?, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        lambda event: event + (0, None, 0) + _NULLS7),
+    # ... retry, error, replayed
+    8: ("?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        lambda event: event + _NULLS7),
+    # path, sequence, kind, status, time, retry, started, ended, pid, host, value, value_format
+    12: ("?, ?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?, NULL, ?, ?",
+         lambda event: event[:6] + (None, 0) + event[6:10] + (None,) + event[10:]),
+    # every column
+    15: (", ".join("?" * 15), lambda event: event),
+}  # fmt: skip
+_VALUES = {status: status.value for status in StepStatus}
+
+
+@functools.lru_cache(maxsize=1024)
+def _insert_events_sql(run_id: str, attempt: int, shapes: tuple[int, ...]) -> str:
+    """One INSERT of events buffered as tuples of lengths ``shapes``.
+
+    Each row's parameters are its ``seq`` then the event's values, all plain ``?``
+    placeholders (numbered ones with a sequence of values are refused from Python 3.14).
+    """
+    prefix = f"'{run_id.replace(chr(39), chr(39) * 2)}', {int(attempt)}"
+    rows = [f"({prefix}, ?, {_SHAPES[shape][0]})" for shape in shapes]
+    return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(rows)}"
+
+
+_INSERT_EXPANSION = (
+    f"INSERT OR REPLACE INTO expansions ({', '.join(EXPANSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(EXPANSION_COLUMNS))})"
+)
+
+
+class SqliteSession:
+    """Mutates the records of one attempt of one run: buffers status changes, commits on flush.
+
+    ``previous`` maps each node of the run being recovered to its latest recorded status
+    (empty for a fresh run); ``differences`` are messages about structure changes since the
+    attempt being recovered, for the run log.
+    """
+
+    def __init__(
+        self,
+        store: Database,
+        run_id: str,
+        attempt: int,
+        previous: Mapping[NodeKey, StepStatus],
+        plan: Plan,
+        executor: str,
+        differences: list[str],
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.attempt = attempt
+        self.previous = dict(previous)
+        self.differences = differences
+        self.executor = executor
+        self.result: bool | None = None
+        self._kinds = {
+            path: "container" if step.children else "step"
+            for path, step in plan.index.steps.items()
+        }
+        self._events: list[tuple[Any, ...]] = []
+        self._expansions: list[tuple[Any, ...]] = []
+        self._seq = 0  # the seq of the next event to commit
+
+    def node(
+        self,
+        key: NodeKey,
+        status: StepStatus,
+        *,
+        error: str | None = None,
+        replayed: bool = False,
+        outcome: Any = None,
+        retry: int = 0,
+    ) -> None:
+        """Buffer one status change of ``key`` (committed by the next ``flush``)."""
+        path, sequence = key
+        kind = self._kinds.get(path, "step")
+        if outcome is None:
+            if retry or error is not None or replayed:
+                self._events.append(
+                    (path, sequence, kind, _VALUES[status], time.time(), retry, error,
+                     1 if replayed else 0)
+                )  # fmt: skip
+            else:
+                self._events.append((path, sequence, kind, _VALUES[status], time.time()))
+            return
+        value, value_format = (
+            encode_value(outcome.value) if outcome.status is _SUCCESS else (None, None)
+        )
+        if error is None and outcome.error is None and not outcome.traceback and not replayed:
+            self._events.append(
+                (path, sequence, kind, _VALUES[status], time.time(), retry,
+                 outcome.started or None, outcome.ended or None, outcome.pid or None,
+                 outcome.host, value, value_format)
+            )  # fmt: skip
+            return
+        self._events.append(
+            (path, sequence, kind, _VALUES[status], time.time(), retry,
+             error if error is not None else outcome.error, 1 if replayed else 0,
+             outcome.started or None, outcome.ended or None, outcome.pid or None, outcome.host,
+             outcome.traceback, value, value_format)
+        )  # fmt: skip
+
+    def expanded(self, specs: list[NodeSpec]) -> None:
+        """Buffer nodes created at run time (a container's callable ``repeats``)."""
+        for spec in specs:
+            self._expansions.append(
+                (
+                    self.run_id,
+                    self.attempt,
+                    spec.key.path,
+                    spec.key.sequence,
+                    spec.parent.path,
+                    spec.parent.sequence,
+                    spec.ordinal,
+                    item_text(spec.item),
+                    spec.step.order,
+                )
+            )
+
+    def flush(self) -> None:
+        """Commit everything buffered since the last flush in one transaction."""
+        events = self._events
+        if not events and not self._expansions:
+            return
+        if self._expansions or len(events) > _ONE_STATEMENT_ROWS:
+            self.store._write(self._write_buffers)
+        else:
+            # The common round: one INSERT of a few rows, its own transaction, so committing
+            # is a single call into SQLite.
+            shapes = tuple(len(event) for event in events)
+            sql = _insert_events_sql(self.run_id, self.attempt, shapes)
+            values: list[Any] = []
+            for offset, event in enumerate(events):
+                values.append(self._seq + offset)
+                values += event
+            self.store._statement(sql, values)
+        self._clear()
+
+    def _write_buffers(self, conn: sqlite3.Connection) -> None:
+        if self._expansions:
+            conn.executemany(_INSERT_EXPANSION, self._expansions)
+        conn.executemany(
+            _INSERT_EVENT,
+            [
+                (self.run_id, self.attempt, self._seq + offset) + _SHAPES[len(event)][1](event)
+                for offset, event in enumerate(self._events)
+            ],
+        )
+
+    def _clear(self) -> None:
+        # Only after the commit: a transaction retried (another writer held the lock) or
+        # failed keeps everything buffered.
+        self._seq += len(self._events)
+        self._events.clear()
+        self._expansions.clear()
+
+    def finish(self, result: bool) -> None:
+        """Commit what is buffered and close the attempt and the run with ``result``."""
+        self.result = result
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._write_buffers(conn)
+            conn.execute(
+                "UPDATE attempts SET ended = ?, result = ? WHERE run_id = ? AND attempt = ?",
+                (now, int(result), self.run_id, self.attempt),
+            )
+            conn.execute(
+                "UPDATE runs SET ended = ?, result = ? WHERE run_id = ?",
+                (now, int(result), self.run_id),
+            )
+
+        self.store._write(write)
+        self._clear()
+        self.store.checkpoint()
+
+    def __repr__(self) -> str:
+        return f"SqliteSession({self.run_id!r}, attempt={self.attempt})"
+
+
+def encode_value(value: Any) -> tuple[str, str]:
+    """A step's return value as stored: ``(text, "json")`` when it is JSON, else its repr."""
+    if value is None:
+        return "null", "json"
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if len(text) <= MAX_VALUE_CHARS:
+            return text, "json"
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not fail the run
+        text = f"<{type(value).__name__} whose repr raised {type(exc).__name__}>"
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[:MAX_VALUE_CHARS] + "... (truncated)"
+    return text, "repr"
