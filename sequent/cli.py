@@ -358,13 +358,16 @@ def runs(store: str, flow_name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def show(run_id: str, store: str, as_json: bool) -> None:
     """Show each step instance of run RUN_ID: status, times, errors."""
+    from .report.marks import describe, marked_nodes
+
     with _reading(store) as opened:
         try:
             run_row = opened.run(run_id)
             attempts = opened.attempts(run_id)
-            nodes = opened.nodes(run_id)
+            marked = marked_nodes(opened, run_id)
         except SequentError as exc:
             raise UsageProblem(str(exc)) from exc
+    nodes = [{**node, "mark": mark.value} for node, mark in marked]
     if as_json:
         click.echo(
             json.dumps(
@@ -384,9 +387,9 @@ def show(run_id: str, store: str, as_json: bool) -> None:
             f"{_when(attempt.get('ended'))}"
         )
     rows = []
-    for node in nodes:
+    for node, mark in marked:
         error = (node.get("error") or "").strip().splitlines()
-        status = node["status"] + (" (recovered)" if node.get("replayed") else "")
+        status = describe(mark, node)
         duration = node.get("duration")
         rows.append(
             [
