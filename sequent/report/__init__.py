@@ -8,15 +8,14 @@ JavaScript): the page opens from a file with no network. The modules, by job:
     model      the run read once from the store: history by attempt, every try's times
     timeline   one attempt's lines, grouped by container, as SVG
     graph      one Graphviz drawing per container level, with counts by mark
-    structure  a recorded structure compiled again (``plan_from_structure``)
     page       the header, the grid (step instances x attempts) and the page itself
     assets     the inline style sheet and script
 """
 
+from ..compiler.structure import plan_from_structure
 from .graph import EXPANDED_LIMIT, graph_section, graphviz_svg
 from .marks import Mark, read_marks
 from .page import build_report, write_report
-from .structure import plan_from_structure
 from .timeline import Row, timeline_rows, timeline_svg
 
 __all__ = [

@@ -105,7 +105,7 @@ class Reader(Database):
         """The attempts of run ``run_id`` in order (0 is the first execution)."""
         self.run(run_id)
         return self._rows(
-            "SELECT run_id, attempt, mode, started, ended, result, executor, host, pid "
+            "SELECT run_id, attempt, mode, started, ended, result, executor, host, pid, logdir "
             "FROM attempts WHERE run_id = ? ORDER BY attempt",
             (run_id,),
             _run_row,
@@ -146,7 +146,8 @@ class Reader(Database):
             (run_id,),
         )
         return self._rows(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ? {where} "
+            f"SELECT {', '.join(EVENT_COLUMNS)}, worker, marked_by, reason FROM events "
+            f"WHERE run_id = ? {where} "
             f"ORDER BY attempt, seq",
             params,
             _node_row,
