@@ -20,10 +20,13 @@ FLOW_DEFAULTS: dict[str, Any] = {
     "workdir": tempfile.gettempdir(),
     "sleep_between_loops": 1,
     "start_method": None,  # the process executor's multiprocessing start method
+    # Dask: seconds a step whose hosts= match no worker waits for one to join (None: fail
+    # before the run, or 60 s on an adaptive cluster).
+    "hosts_wait": None,
 }
 
 #: Keys a step's own ``config`` may set (they override the flow's and enclosing containers').
-STEP_KEYS = frozenset({"max_concurrent", "stop_on_exception"})
+STEP_KEYS = frozenset({"max_concurrent", "stop_on_exception", "dask_resources"})
 
 
 def load_config(config: Any, tag: str | None = None) -> dict[str, Any]:
@@ -94,6 +97,25 @@ def check_values(config: Mapping[str, Any], where: str) -> None:
         raise ConfigError(
             f"{where}: start_method must be 'fork', 'spawn' or 'forkserver' (or None for the "
             f"platform's default), got {method!r}"
+        )
+    wait = config.get("hosts_wait")
+    if wait is not None and (
+        isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0
+    ):
+        raise ConfigError(
+            f"{where}: hosts_wait must be a number of seconds >= 0 (or None), got {wait!r}"
+        )
+    resources = config.get("dask_resources")
+    if resources is not None and not (
+        isinstance(resources, Mapping)
+        and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in resources.items()
+        )
+    ):
+        raise ConfigError(
+            f"{where}: dask_resources must map Dask worker resource names to amounts, "
+            f"e.g. {{'GPU': 1}}, got {resources!r}"
         )
     value = config.get("sleep_between_loops", 0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

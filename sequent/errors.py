@@ -57,3 +57,11 @@ class ExecutorError(SequentError, ValueError):
 
 class FlowFileError(SequentError, ValueError):
     """A flow file cannot be loaded, or defines no flow (or several) to choose."""
+
+
+class ClusterError(SequentError, ConnectionError):
+    """A Dask cluster that cannot be reached, or that lost the connection."""
+
+
+class UnknownHostError(SequentError, LookupError):
+    """A step's ``hosts=`` names no worker of the connected cluster."""

@@ -38,6 +38,9 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
         from .errors import DefinitionTypeError
 
         raise DefinitionTypeError(f"run(max_loops=...) takes a whole number, got {max_loops!r}")
+    if reimported_main():
+        log.debug("Flow %r not run: this process re-imports its parent's script", flow.name)
+        return False
     plan = flow.compile()
     config = flow.config
     max_concurrent = config["max_concurrent"] if config["max_concurrent"] > 0 else 0
@@ -46,6 +49,9 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
     backend = flow._backend
     if backend.remote:
         check_sendable(plan, backend.name)
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:
+        prepare(plan, config)  # e.g. Dask: connect, resolve hosts=; raises before any write
     if flow._store is None:
         flow._store = open_store(flow.store_path)
     store = flow._store
@@ -89,6 +95,11 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
         )
         for message in getattr(session, "differences", ()):
             log.info("%s", message)
+        if prepare is None:
+            _warn_hosts_ignored(plan, backend.name)
+        settle = getattr(backend, "settle_orphans", None)
+        if settle is not None and flow.run_mode is RunMode.recover:
+            settle(session.run_id)  # steps its dead orchestrator left running: never twice at once
         scheduler = Scheduler(plan, backend, recorder, options, previous=session.previous)
         try:
             result = scheduler.run()
@@ -99,6 +110,36 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
     if scheduler.interrupted_by:
         _redeliver(scheduler.interrupted_by)
     return result
+
+
+def reimported_main() -> bool:
+    """True in a child process (spawn, forkserver, a Dask worker) while it re-imports the main
+    script of its parent, as ``__mp_main__``: a script without an ``if __name__ ==
+    "__main__":`` guard then builds and runs its flows again, and those runs must not reach
+    the store (the parent's run, and its recover, are the real ones)."""
+    import multiprocessing
+    import sys
+
+    if multiprocessing.parent_process() is None:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _warn_hosts_ignored(plan: Plan, executor: str) -> None:
+    """One warning per run naming the steps whose ``hosts=`` a local executor ignores."""
+    named = sorted({spec.step.path_name for spec in plan.nodes.values() if spec.step.hosts})
+    if named:
+        log.warning(
+            "hosts= is ignored on the %s executor (it runs every step on this machine); "
+            "steps with hosts: %s. Use executor='dask' to place them on Dask workers",
+            executor,
+            ", ".join(named),
+        )
 
 
 def _redeliver(reason: str) -> None:

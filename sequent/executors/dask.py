@@ -1,33 +1,34 @@
 """The Dask backend: steps run on the workers of a ``distributed`` cluster.
 
-By default the backend starts a ``LocalCluster`` bound to 127.0.0.1 (worker processes with one
-thread each; its HTTP endpoint on a free local port) at the first step and closes it in
-``shutdown``. The cluster's worker processes are started with ``spawn``, which imports the main
-script again: a script that runs a flow on the local cluster needs an
-``if __name__ == "__main__":`` guard.
-``DaskBackend(address="tcp://host:8786")`` connects to a running scheduler instead, and
-``DaskBackend(client=client)`` uses a client you made (neither cluster is closed by sequent).
-A step's ``hosts=[...]`` becomes ``workers=[...]`` on its Dask task (worker names, addresses
-or host names), with no fallback to other workers.
+Where the cluster is (a client, a cluster object, an address, a scheduler file, Dask's own
+``DASK_SCHEDULER_ADDRESS``, or a private ``LocalCluster`` on 127.0.0.1) is decided by
+``dask_connect``; ``prepare`` connects before the run is written (an unreachable cluster is a
+``ClusterError`` then), resolves every step's ``hosts=`` against the connected workers
+(``dask_hosts``) and installs the scheduler plugin that keeps Dask from rerunning sequent's
+tasks after a worker died (``dask_plugin``).
 
-Each step is sent as one cloudpickled payload and run by ``worker.execute`` on the worker,
-which sets the step context (and its environment variables: reliable when a worker runs one
-thread, as the local cluster's do) and captures the step's log records for the orchestrator.
+The flow of one step:
 
-Limits: a running Dask task cannot be stopped. On a step timeout or an interruption ``kill``
-cancels the task (which only helps if it has not started) and asks every worker to SIGKILL
-the process groups of that step's ``seq.Program`` children; Python code runs on until it
-returns and its late outcome is ignored. A worker that dies fails its step with
-``WorkerDied``; the local cluster's scheduler allows no retries of such a task
-(``allowed_failures=0``), while a cluster you bring uses its own setting.
+    submit ──cloudpickle──> client.submit(run_step, key=sequent-<run>-...) ──> worker thread
+                                                                                  │
+    Future[Outcome] <── results thread: one gather per batch <── done callback ◄──┘
 
-Mutates only the cluster and client it created itself.
+The done callback (on Dask's callback thread) only queues the finished task; one results
+thread fetches the outcomes, a batch per round trip, so a fan of many steps is not fetched one
+round trip at a time inside Dask's single callback thread.
+
+Timeouts count from the step's start on its worker (the worker announces it on an event
+topic) and are kept here (``times_steps``). A running Dask task cannot be stopped: on a
+timeout or an interruption ``kill`` cancels the task (which helps only if it has not started)
+and asks every worker to SIGKILL the process groups of that step's ``seq.Program`` children;
+Python code runs on in its worker thread until it returns, and its late outcome is ignored.
+
+Mutates only the cluster and client it created itself (and its plugin on the scheduler).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
+import logging
 import threading
 import time
 import uuid
@@ -37,18 +38,27 @@ from typing import Any
 import cloudpickle
 import distributed
 
-from ..errors import ExecutorError
+from ..errors import ClusterError, ExecutorError, UnknownHostError
 from ..program import kill_programs
 from ..status import StepStatus
-from .worker import Outcome, Task, execute
+from . import dask_hosts
+from .dask_connect import Connection, open_client
+from .dask_plugin import PREFIX, AtMostOnce
+from .dask_remote import TOPIC, run_step, running_steps
+from .dask_results import Clock, Entry, Placement, Results, failure, outcome_of
+from .worker import Outcome, Task
+
+log = logging.getLogger("sequent")
+
+HOSTS_WAIT = 60.0  # seconds an adaptive cluster has to bring a worker a step's hosts= names
 
 
 class DaskBackend:
-    """Steps run as Dask tasks: on a local cluster, a cluster at ``address``, or ``client``'s.
+    """Steps run as Dask tasks on a cluster; see the module docstring and docs/dask.md.
 
-    ``max_workers`` (or ``n_workers``) sizes the local cluster (default: the number of CPUs,
-    at most 4); ``cluster_options`` go to ``distributed.LocalCluster``. Raises
-    ``ExecutorError`` when both ``address`` and ``client`` are given.
+    ``max_workers`` (or ``n_workers``) sizes the private local cluster (default: the number of
+    CPUs, at most 4); ``cluster_options`` go to ``distributed.LocalCluster``. Raises
+    ``ExecutorError`` for options that cannot go together (``address`` and ``client``, ...).
     """
 
     name = "dask"
@@ -61,99 +71,288 @@ class DaskBackend:
         max_workers: int | None = None,
         n_workers: int | None = None,
         cluster_options: dict[str, Any] | None = None,
+        *,
+        scheduler_file: str | None = None,
+        security: Any = None,
+        cluster: Any = None,
+        adapt: Any = None,
+        connect_timeout: float = 10.0,
     ) -> None:
-        if address is not None and client is not None:
-            raise ExecutorError("DaskBackend takes address= or client=, not both; drop one")
+        import os
+
+        self.connection = Connection(
+            address=address,
+            scheduler_file=scheduler_file,
+            security=security,
+            cluster=cluster,
+            adapt=adapt,
+            n_workers=n_workers or max_workers or min(os.cpu_count() or 1, 4),
+            cluster_options=dict(cluster_options or {}),
+            timeout=connect_timeout,
+        )
+        self.connection.check(client)
         self.address = address
-        self.n_workers = n_workers or max_workers or min(os.cpu_count() or 1, 4)
-        self.cluster_options = dict(cluster_options or {})
         self._client = client
         self._owns_client = client is None
         self._cluster: distributed.LocalCluster | None = None
-        self._lock = threading.Lock()
-        self._running: dict[Future[Outcome], tuple[distributed.Future, tuple[Any, ...]]] = {}
+        self._lock = threading.RLock()
+        self._running: dict[str, Entry] = {}
+        self._placement: dict[str, Placement] = {}
+        self._results: Results | None = None
+        self._clock = Clock(self._timed_out)
+        self._plugged = False
+        #: True once ``prepare`` ran: timeouts then count from the start on the worker, here.
+        self.times_steps = False
+
+    # -- connecting -------------------------------------------------------------------------
 
     @property
     def client(self) -> distributed.Client:
         """The client, connecting (or starting the local cluster) on first use."""
         with self._lock:
             if self._client is None:
-                if self.address is not None:
-                    self._client = distributed.Client(self.address, set_as_default=False)
-                else:
-                    options = {
-                        "n_workers": self.n_workers,
-                        "threads_per_worker": 1,
-                        "processes": True,
-                        "host": "127.0.0.1",
-                        "dashboard_address": "127.0.0.1:0",  # a free local port, no clash
-                        "scheduler_kwargs": {"allowed_failures": 0},
-                        **self.cluster_options,
-                    }
-                    self._cluster = distributed.LocalCluster(**options)
-                    self._client = distributed.Client(self._cluster, set_as_default=False)
+                self._client, self._cluster = open_client(self.connection)
+            if not self._plugged:
+                self._plug(self._client)
             return self._client
 
+    def _plug(self, client: distributed.Client) -> None:
+        self._plugged = True
+        import cloudpickle as by_value
+
+        from . import dask_plugin
+
+        by_value.register_pickle_by_value(dask_plugin)  # the scheduler needs no sequent
+        try:
+            client.register_plugin(AtMostOnce(), name=dask_plugin.NAME)
+        except Exception as exc:  # noqa: BLE001 - e.g. a scheduler that refuses pickled code
+            log.warning(
+                "The Dask scheduler refused sequent's plugin (%s: %s): a task whose worker "
+                "dies may be rerun by Dask up to its allowed-failures setting",
+                type(exc).__name__,
+                exc,
+            )
+        client.subscribe_topic(TOPIC, self._started)
+        self._results = Results(self, client)
+
+    def prepare(self, plan: Any, config: Any) -> None:
+        """Connect, and resolve each step's ``hosts=``; raise before anything is written.
+
+        Raises ``ClusterError`` when the cluster cannot be reached and ``UnknownHostError``
+        naming the step (and listing the workers) when a step's hosts match no worker, unless
+        workers may still join (``config['hosts_wait']`` seconds, or an adaptive cluster).
+        """
+        client = self.client
+        wait = config.get("hosts_wait") if hasattr(config, "get") else None
+        if wait is None and self.connection.adapt:
+            wait = HOSTS_WAIT
+        steps = {}
+        for spec in plan.nodes.values():
+            step = spec.step
+            if step.is_container:
+                continue
+            resources = step.config.get("dask_resources")
+            self._placement[step.path_name] = Placement(
+                None, dict(resources) if resources else None, step.timeout, float(wait or 0)
+            )
+            if step.hosts:
+                steps[step.path_name] = tuple(step.hosts)
+        workers = dask_hosts.connected_workers(client) if steps else []
+        resolved, unmatched = dask_hosts.placements(steps, workers)
+        for path, found in resolved.items():
+            self._placement[path].workers = found
+        for path, hosts in unmatched.items():
+            if not wait:
+                raise UnknownHostError(
+                    f"step {path!r}: hosts={list(hosts)} match no worker of "
+                    f"{self.connection.where()} (workers: {dask_hosts.describe(workers)}); "
+                    f"name a worker by its name, address, host name or IP, or set "
+                    f"config['hosts_wait'] to wait for such a worker to join"
+                )
+            log.warning(
+                "Step %r: hosts=%s match no connected worker yet; it fails if none joins "
+                "within %g s of its start",
+                path,
+                list(hosts),
+                wait,
+            )
+        self.times_steps = True
+
+    # -- running ----------------------------------------------------------------------------
+
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
-        """Submit ``task`` as a Dask task (restricted to ``hosts`` when given)."""
+        """Submit ``task`` as a Dask task on the workers its step's ``hosts`` name."""
+        client = self.client
         context = task.context
-        key = f"sequent-{context.name}-{context.sequence}-{uuid.uuid4().hex[:8]}"
-        task_future = self.client.submit(
-            _call,
-            cloudpickle.dumps(task),
-            key=key,
-            workers=list(hosts) if hosts else None,
-            allow_other_workers=False,
-            pure=False,
-        )
-        step = (context.run_id, context.name, context.sequence, context.attempt)
+        placement = self._placement.get(context.name) or Placement(None, None, None, 0.0)
         future: Future[Outcome] = Future()
         future.set_running_or_notify_cancel()
-        with self._lock:
-            self._running[future] = (task_future, step)
-        started = time.time()
-
-        def settle(done: distributed.Future) -> None:
-            with self._lock:
-                self._running.pop(future, None)
-            if not future.done():
-                future.set_result(_outcome(done, task, started))
-
-        task_future.add_done_callback(settle)
+        workers = placement.workers
+        if hosts and workers is None:
+            workers = dask_hosts.matching(hosts, dask_hosts.connected_workers(client))
+            if not workers and not placement.hosts_wait:
+                future.set_result(failure(f"UnknownHostError: {_no_match(task, hosts)}"))
+                return future
+        if hosts and not workers:
+            threading.Thread(
+                target=self._await_hosts, args=(task, hosts, placement, future), daemon=True
+            ).start()
+            return future
+        self._send(task, future, workers, placement)
         return future
+
+    def _send(
+        self,
+        task: Task,
+        future: Future[Outcome],
+        workers: list[str] | None,
+        placement: Placement,
+    ) -> None:
+        context = task.context
+        key = f"{PREFIX}{context.run_id}-{context.name}-{context.sequence}-{uuid.uuid4().hex[:8]}"
+        announce = bool(placement.timeout) and self.times_steps
+        entry = Entry(future, task, placement)
+        with self._lock:
+            self._running[key] = entry
+        try:
+            entry.dask = self.client.submit(
+                run_step,
+                cloudpickle.dumps(task),
+                announce,
+                key=key,
+                workers=workers or None,
+                allow_other_workers=False,
+                resources=placement.resources,
+                pure=False,
+            )
+        except Exception:
+            with self._lock:
+                self._running.pop(key, None)
+            raise
+        results = self._results
+        assert results is not None
+        entry.dask.add_done_callback(results.put)
+
+    def _await_hosts(
+        self, task: Task, hosts: tuple[str, ...], placement: Placement, future: Future[Outcome]
+    ) -> None:
+        """Wait up to ``hosts_wait`` seconds for a worker that ``hosts`` names, then send."""
+        deadline = time.monotonic() + placement.hosts_wait
+        workers: list[Any] = []
+        while not future.done():
+            try:
+                workers = dask_hosts.connected_workers(self.client)
+            except Exception:  # noqa: BLE001 - the connection went; the step fails below
+                break
+            found = dask_hosts.matching(hosts, workers)
+            if found:
+                self._send(task, future, found, placement)
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        if not future.done():
+            error = _no_match(task, hosts, workers, waited=placement.hosts_wait)
+            future.set_result(failure(f"UnknownHostError: {error}"))
+
+    def _started(self, event: Any) -> None:
+        """A worker began a step: its timeout counts from now (called on Dask's loop)."""
+        _, info = event
+        with self._lock:
+            entry = self._running.get(info.get("key"))
+        if entry is not None and entry.placement.timeout:
+            self._clock.arm(time.monotonic() + entry.placement.timeout, info["key"])
+
+    def _timed_out(self, key: str) -> None:
+        with self._lock:
+            entry = self._running.get(key)
+        if entry is None or entry.future.done():
+            return
+        self._stop(entry)
+        timeout = entry.placement.timeout
+        now = time.time()
+        entry.settle(
+            Outcome(
+                status=StepStatus.failure,
+                error=f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s",
+                started=now - (timeout or 0),
+                ended=now,
+            )
+        )
+
+    def settle(self, done: distributed.Future, outcome: Outcome | None) -> None:
+        """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
+        with self._lock:
+            entry = self._running.pop(str(done.key), None)
+        if entry is not None and not entry.future.done():
+            entry.settle(outcome if outcome is not None else outcome_of(done, entry.task))
 
     def kill(self, future: Future[Outcome]) -> bool:
         """Cancel the task and kill its programs' groups; its Python code cannot be stopped."""
         with self._lock:
-            entry = self._running.get(future)
+            entry = next((e for e in self._running.values() if e.future is future), None)
         if entry is None or self._client is None:
             return False
-        task_future, step = entry
-        task_future.cancel()
+        self._stop(entry)
+        return False
+
+    def _stop(self, entry: Entry) -> None:
+        if entry.dask is not None:
+            entry.dask.cancel()
+        context = entry.task.context
+        step = (context.run_id, context.name, context.sequence, context.attempt)
         client = self._client
         threading.Thread(  # a round trip to every worker: not on the scheduling loop's time
             target=_kill_programs_on_workers, args=(client, step), daemon=True
         ).start()
-        return False
+
+    # -- recovering -------------------------------------------------------------------------
+
+    def settle_orphans(self, run_id: str, poll: float = 0.5) -> list[dict[str, Any]]:
+        """Wait for the steps of ``run_id`` that still run on the cluster (their orchestrator
+        died); their programs are killed, their Python code is waited for. Returns them."""
+        client = self.client
+        orphans = _orphans(client, run_id)
+        if not orphans:
+            return []
+        for info in orphans:
+            log.warning(
+                "Recover: step %r (sequence %s, attempt %s of the run's try) still runs on worker "
+                "%s (Dask task %s) from the orchestrator that died; killing its programs and "
+                "waiting for it to end before rerunning",
+                info["name"],
+                info["sequence"],
+                info["attempt"] + 1,
+                info["worker"],
+                info["key"],
+            )
+            step = (run_id, info["name"], info["sequence"], info["attempt"])
+            _kill_programs_on_workers(client, step)
+        while _orphans(client, run_id):
+            time.sleep(poll)
+        log.info("Recover: the %d step(s) left running on the cluster have ended", len(orphans))
+        return orphans
 
     def shutdown(self) -> None:
         """Close the client and the local cluster this backend started (not ones given to it)."""
         with self._lock:
-            running = list(self._running.items())
+            running = list(self._running.values())
             self._running.clear()
-        for future, _ in running:
-            if not future.done():
-                now = time.time()
-                future.set_result(
-                    Outcome(
-                        status=StepStatus.failure,
-                        error="WorkerError: the Dask executor was shut down while the step ran",
-                        started=now,
-                        ended=now,
-                    )
-                )
-        if self._owns_client and self._client is not None:
-            self._client.close()
+        for entry in running:
+            entry.settle(failure("WorkerError: the Dask executor was shut down while the step ran"))
+        self._clock.stop()
+        if self._results is not None:
+            self._results.stop()
+            self._results = None
+        client = self._client
+        if client is not None and self._plugged:
+            try:
+                client.unsubscribe_topic(TOPIC)
+            except Exception:  # noqa: BLE001 - a closed connection has no subscription left
+                pass
+            self._plugged = False
+        if self._owns_client and client is not None:
+            client.close()
             self._client = None
         if self._cluster is not None:
             self._cluster.close()
@@ -164,29 +363,32 @@ class DaskBackend:
 DaskExecutor = DaskBackend
 
 
-def _outcome(done: distributed.Future, task: Task, started: float) -> Outcome:
-    """The step's outcome, or a failure saying how Dask failed it."""
-    where = f"step {task.context.name!r} (sequence {task.context.sequence})"
-    try:
-        return done.result()
-    except distributed.client.FutureCancelledError:
-        why = f"StepKilled: the Dask task of {where} was cancelled"
-    except BaseException as exc:  # noqa: BLE001 - the machinery's failure is the step's
-        kind = "WorkerDied" if type(exc).__name__ == "KilledWorker" else "WorkerError"
-        why = f"{kind}: {where} failed on the Dask cluster: {type(exc).__name__}: {exc}"
-    return Outcome(status=StepStatus.failure, error=why, started=started, ended=time.time())
+def _no_match(
+    task: Task, hosts: tuple[str, ...], workers: list[Any] | None = None, waited: float = 0
+) -> str:
+    within = f" joined within {waited:g} s" if waited else " is connected"
+    shown = f" (workers: {dask_hosts.describe(workers)})" if workers is not None else ""
+    return f"step {task.context.name!r}: no worker matching hosts={list(hosts)}{within}{shown}"
 
 
-def _kill_programs_on_workers(client: distributed.Client, step: tuple[Any, ...]) -> None:
+def _kill_programs_on_workers(client: distributed.Client | None, step: tuple[Any, ...]) -> None:
+    if client is None:
+        return
     try:
         client.run(kill_programs, step, on_error="ignore")
     except Exception:  # noqa: BLE001 - the cluster may be going away; the timeout stands
         pass
 
 
-def _call(payload: bytes) -> Outcome:
-    """Run one step on a Dask worker."""
-    return execute(pickle.loads(payload))
+def _orphans(client: distributed.Client, run_id: str) -> list[dict[str, Any]]:
+    try:
+        found = client.run(running_steps, run_id, on_error="ignore")
+    except Exception as exc:  # noqa: BLE001
+        raise ClusterError(
+            f"cannot ask the Dask workers which steps of run {run_id} still run ({exc}); "
+            f"check the cluster, then recover again"
+        ) from exc
+    return [info for infos in found.values() for info in infos]
 
 
-__all__ = ["DaskBackend", "DaskExecutor"]
+__all__ = ["DaskBackend", "DaskExecutor", "ExecutorError"]

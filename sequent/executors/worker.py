@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -48,24 +49,17 @@ class Outcome:
     pid: int = 0
     host: str = HOST
     logs: tuple[dict[str, Any], ...] = ()
+    #: The Dask worker that ran the step (its name and address), where there is one.
+    worker: str | None = None
 
 
-class _Capture(logging.Handler):
-    """Collects the records a step emits in a worker process, as plain picklable dicts.
+class _Capture:
+    """The records one step emits in a worker process, as plain picklable dicts."""
 
-    Where one worker process runs several steps at once (a Dask worker with several threads),
-    a record logged inside another step's context is left to that step's capture.
-    """
-
-    def __init__(self, context: StepContext) -> None:
-        super().__init__(logging.NOTSET)
-        self.context = context
+    def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        running = current()
-        if running is not None and running is not self.context:
-            return
+    def add(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not fail the step
@@ -88,23 +82,71 @@ class _Capture(logging.Handler):
         )
 
 
-def execute(task: Task, *, exported: bool = False) -> Outcome:
+class _Router(logging.Handler):
+    """One handler on the root logger of a worker process, whatever the number of steps in it.
+
+    Each record goes to the capture of the step it was logged in (the step context of the
+    logging thread); a record logged outside any step (a thread a step started itself) goes to
+    every step running in the process. While at least one step runs, the root logger's level
+    is DEBUG (so nothing a step logs is dropped before it reaches this handler); it is put back
+    when the last running step ends, never in the middle of another step's run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.captures: dict[int, _Capture] = {}
+        self.guard = threading.Lock()
+        self.saved_level = logging.NOTSET
+
+    def emit(self, record: logging.LogRecord) -> None:
+        running = current()
+        capture = self.captures.get(id(running)) if running is not None else None
+        if capture is not None:
+            capture.add(record)
+        elif running is None:
+            for each in list(self.captures.values()):
+                each.add(record)
+
+    def start(self, context: StepContext) -> _Capture:
+        capture = _Capture()
+        root = logging.getLogger()
+        with self.guard:
+            if not self.captures:
+                root.addHandler(self)
+                self.saved_level = root.level
+                if root.level != logging.DEBUG:
+                    root.setLevel(logging.DEBUG)
+            self.captures[id(context)] = capture
+        return capture
+
+    def end(self, context: StepContext) -> None:
+        root = logging.getLogger()
+        with self.guard:
+            self.captures.pop(id(context), None)
+            if not self.captures:
+                root.removeHandler(self)
+                if root.level != self.saved_level:
+                    root.setLevel(self.saved_level)
+
+
+_ROUTER = _Router()
+
+
+def execute(task: Task, *, exported: bool = False, environ: bool | None = None) -> Outcome:
     """Call ``task.func(*task.args, **task.kwargs)`` as ``task.context``; return its Outcome.
 
     ``exported``: the caller (a dedicated worker process) has put the step's variables in the
-    environment already, so they are neither set nor restored here.
+    environment already, so they are neither set nor restored here. ``environ``: whether to
+    export them around the call (default: for a remote step not ``exported``); a worker process
+    that runs several steps at once in threads passes False, since ``os.environ`` is shared by
+    all of them (its program steps still get their own variables, in the child's environment).
     """
-    capture = None
-    root = logging.getLogger()
-    saved_level = root.level
-    if task.remote:
-        capture = _Capture(task.context)
-        root.addHandler(capture)
-        if saved_level != logging.DEBUG:
-            root.setLevel(logging.DEBUG)
+    if environ is None:
+        environ = task.remote and not exported
+    capture = _ROUTER.start(task.context) if task.remote else None
     started = time.time()
     try:
-        with entered(task.context, set_environ=task.remote and not exported):
+        with entered(task.context, set_environ=environ):
             value = task.func(*task.args, **task.kwargs)
         status, error, trace = StepStatus.success, None, None
     except BaseException as exc:  # noqa: BLE001 - every way a step ends is an outcome
@@ -116,9 +158,7 @@ def execute(task: Task, *, exported: bool = False) -> Outcome:
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     finally:
         if capture is not None:
-            root.removeHandler(capture)
-            if saved_level != logging.DEBUG:
-                root.setLevel(saved_level)
+            _ROUTER.end(task.context)
     logs = tuple(capture.records) if capture is not None else ()
     if task.remote and status is StepStatus.success:
         value, error = _sendable(value)

@@ -4,6 +4,7 @@ bound to 127.0.0.1 and closed by ``shutdown``; a cluster it was given is left ru
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from corerun import new_flow, run_core
@@ -86,11 +87,12 @@ def test_a_dying_dask_worker_fails_its_step(dask_client, tmp_path):
     run = run_core(flow, backend)
     assert run.status() == {"doomed/1": "failure", "after/1": "success"}
     error = run.record("doomed/1", S.failure).error
-    assert error.startswith("WorkerDied: step 'doomed' (sequence 1) failed on the Dask cluster")
+    assert re.match(r"WorkerDied: worker tcp://127\.0\.0\.1:\d+ \(\d\) died while running step "
+                    r"'doomed' \(sequence 1\)", error), error
     backend.shutdown()
     assert dask_client.status == "running"  # a client given to the backend is not closed
 
 
 def test_address_and_client_together_are_refused(dask_client):
-    with pytest.raises(ExecutorError, match="address= or client=, not both"):
+    with pytest.raises(ExecutorError, match="got address and client; drop all but one"):
         DaskBackend(address="tcp://127.0.0.1:1", client=dask_client)

@@ -1,0 +1,163 @@
+"""The Dask backend's bookkeeping: a step's placement and its task, and the two threads that
+settle tasks (the results thread, a batch of outcomes per round trip; the clock of the
+timeouts that count from a step's start on its worker).
+
+Mutates only the futures of the steps it settles.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import distributed
+
+from ..status import StepStatus
+from .worker import Outcome, Task
+
+
+class Placement:
+    __slots__ = ("workers", "resources", "timeout", "hosts_wait")
+
+    def __init__(
+        self,
+        workers: list[str] | None,
+        resources: dict[str, float] | None,
+        timeout: float | None,
+        hosts_wait: float,
+    ) -> None:
+        self.workers = workers
+        self.resources = resources
+        self.timeout = timeout
+        self.hosts_wait = hosts_wait
+
+
+class Entry:
+    __slots__ = ("future", "task", "placement", "dask")
+
+    def __init__(self, future: Future[Outcome], task: Task, placement: Placement) -> None:
+        self.future = future
+        self.task = task
+        self.placement = placement
+        self.dask: distributed.Future | None = None
+
+    def settle(self, outcome: Outcome) -> None:
+        if not self.future.done():
+            try:
+                self.future.set_result(outcome)
+            except Exception:  # noqa: BLE001 - settled by another thread a moment ago
+                pass
+
+
+class Results:
+    """One thread that fetches the outcomes of finished tasks, a batch per round trip."""
+
+    def __init__(self, backend: Any, client: distributed.Client) -> None:
+        self.backend = backend
+        self.client = client
+        self.queue: queue.SimpleQueue[distributed.Future | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.run, name="sequent-dask-results", daemon=True)
+        self.thread.start()
+
+    def put(self, done: distributed.Future) -> None:
+        self.queue.put(done)
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        while True:
+            first = self.queue.get()
+            batch = [first]
+            try:
+                while True:
+                    batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            if None in batch:
+                return
+            self._fetch([done for done in batch if done is not None])
+
+    def _fetch(self, batch: list[distributed.Future]) -> None:
+        finished = [done for done in batch if done.status == "finished"]
+        values: list[Any] = []
+        if finished:
+            try:
+                values = self.client.gather(finished)
+            except BaseException:  # noqa: BLE001 - each one is fetched (and judged) alone below
+                values = [None] * len(finished)
+        for done, value in zip(finished, values, strict=False):
+            self.backend.settle(done, value if isinstance(value, Outcome) else None)
+        for done in batch:
+            if done.status != "finished":
+                self.backend.settle(done, None)
+
+
+class Clock:
+    """One thread that fires the step timeouts that count from a start on a worker."""
+
+    def __init__(self, fire: Any) -> None:
+        self.fire = fire
+        self.heap: list[tuple[float, str]] = []
+        self.wake = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.stopped = False
+
+    def arm(self, deadline: float, key: str) -> None:
+        with self.wake:
+            heapq.heappush(self.heap, (deadline, key))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="sequent-dask-timeouts")
+                self.thread.daemon = True
+                self.thread.start()
+            self.wake.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.wake:
+                while not self.stopped and (not self.heap or self.heap[0][0] > time.monotonic()):
+                    wait = self.heap[0][0] - time.monotonic() if self.heap else None
+                    self.wake.wait(wait)
+                if self.stopped:
+                    return
+                _, key = heapq.heappop(self.heap)
+            self.fire(key)
+
+    def stop(self) -> None:
+        with self.wake:
+            self.stopped = True
+            self.wake.notify()
+
+
+def failure(error: str) -> Outcome:
+    now = time.time()
+    return Outcome(status=StepStatus.failure, error=error, started=now, ended=now)
+
+
+def outcome_of(done: distributed.Future, task: Task) -> Outcome:
+    """The step's outcome, or a failure saying how Dask failed it."""
+    where = f"step {task.context.name!r} (sequence {task.context.sequence})"
+    try:
+        return done.result(timeout=30)
+    except distributed.client.FutureCancelledError as exc:
+        reason = getattr(exc, "reason", "unknown")
+        if reason == "scheduler-connection-lost":
+            why = f"ClusterError: the connection to the Dask scheduler was lost while {where} ran"
+            why += f" ({exc.msg})" if getattr(exc, "msg", None) else ""
+        else:
+            why = f"StepKilled: the Dask task of {where} was cancelled (reason: {reason})"
+    except BaseException as exc:  # noqa: BLE001 - the machinery's failure is the step's
+        if type(exc).__name__ == "KilledWorker":
+            worker = getattr(exc, "last_worker", None)
+            name = getattr(worker, "address", None) or "?"
+            label = getattr(worker, "name", None)
+            named = f" ({label})" if label is not None and str(label) != name else ""
+            why = f"WorkerDied: worker {name}{named} died while running {where}"
+        else:
+            why = f"WorkerError: {where} failed on the Dask cluster: {type(exc).__name__}: {exc}"
+    return failure(why)
