@@ -65,6 +65,26 @@ def _flow_overrides(
         flow.config["logdir"] = logdir
 
 
+def _dask_cluster(
+    flow: Sequent, executor: str | None, address: str | None, scheduler_file: str | None
+) -> None:
+    """``--address``/``--scheduler-file``: the flow runs on that Dask cluster."""
+    if not (address or scheduler_file):
+        return
+    if address and scheduler_file:
+        raise UsageProblem("give --address or --scheduler-file, not both")
+    from .executors import backend_name
+
+    if executor and backend_name(executor) != "dask":
+        raise UsageProblem(
+            f"--address/--scheduler-file reach a Dask cluster; drop --executor {executor} "
+            f"or use --executor dask"
+        )
+    from .executors.dask import DaskExecutor
+
+    flow.executor = DaskExecutor(address=address, scheduler_file=scheduler_file)
+
+
 def _store_option(required: bool = True) -> Callable[[Any], Any]:
     return click.option(
         "--store",
@@ -79,6 +99,15 @@ def _store_option(required: bool = True) -> Callable[[Any], Any]:
 _run_options = [
     click.option("--store", type=click.Path(dir_okay=False), help="Use this store file."),
     click.option("--executor", help="serial, thread, process, loky or dask."),
+    click.option(
+        "--address",
+        help="Run on the Dask cluster whose scheduler is here (tcp://HOST:PORT); implies dask.",
+    ),
+    click.option(
+        "--scheduler-file",
+        type=click.Path(dir_okay=False),
+        help="Run on the Dask cluster this scheduler file names; implies --executor dask.",
+    ),
     click.option("--logdir", type=click.Path(file_okay=False), help="Write logs under here."),
     click.option(
         "--max-loops",
@@ -119,11 +148,14 @@ def _run(
     logdir: str | None,
     max_loops: int,
     progress: bool | None,
+    address: str | None = None,
+    scheduler_file: str | None = None,
 ) -> None:
     from .runner import run_flow
 
     with load_flow(target) as flow:
         _flow_overrides(flow, store, executor, logdir)
+        _dask_cluster(flow, executor, address, scheduler_file)
         flow.run_mode = mode
         flow.recovery_run = run_id
         show = sys.stderr.isatty() if progress is None else progress

@@ -95,6 +95,8 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
         )
         for message in getattr(session, "differences", ()):
             log.info("%s", message)
+        if hasattr(backend, "where"):
+            log.info("Steps run on %s", backend.where())
         if prepare is None:
             _warn_hosts_ignored(plan, backend.name)
         settle = getattr(backend, "settle_orphans", None)
@@ -117,10 +119,9 @@ def reimported_main() -> bool:
     script of its parent, as ``__mp_main__``: a script without an ``if __name__ ==
     "__main__":`` guard then builds and runs its flows again, and those runs must not reach
     the store (the parent's run, and its recover, are the real ones)."""
-    import multiprocessing
     import sys
 
-    if multiprocessing.parent_process() is None:
+    if "__mp_main__" not in sys.modules:  # the name only multiprocessing's children import
         return False
     frame = sys._getframe(1)
     while frame is not None:

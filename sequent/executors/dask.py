@@ -135,6 +135,15 @@ class DaskBackend:
         client.subscribe_topic(TOPIC, self._started)
         self._results = Results(self, client)
 
+    def where(self) -> str:
+        """The cluster the steps run on, in words (for the run log)."""
+        client = self.client
+        try:
+            count = len(client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:  # noqa: BLE001 - the line is informative only
+            return self.connection.where()
+        return f"{self.connection.where()} ({count} worker{'s' if count != 1 else ''})"
+
     def prepare(self, plan: Any, config: Any) -> None:
         """Connect, and resolve each step's ``hosts=``; raise before anything is written.
 

@@ -113,6 +113,18 @@ class Cluster:
 
         wait_for(joined, timeout, f"workers {names}")
 
+    def stop_one(self, name: str) -> None:
+        """Stop one process (a worker and its nanny) by its process group id."""
+        process = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        except ProcessLookupError:
+            pass
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:

@@ -1,0 +1,415 @@
+"""sequent on a real Dask cluster: a ``dask scheduler`` and two ``dask worker --nthreads 2``
+processes on 127.0.0.1 (free ports, each worker from its own folder), started and stopped by
+pid here. What the store records must be true: a step's body starts once per recorded try, a
+step that outlived its orchestrator never runs twice at once, concurrent steps in one worker
+process keep their own context and logs, ``hosts=`` lands where it says or fails up front.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from daskcluster import Cluster, wait_for
+
+import sequent as seq
+from sequent.errors import ClusterError, UnknownHostError
+from sequent.store import open_store
+
+distributed = pytest.importorskip("distributed")
+
+from sequent.executors.dask import DaskExecutor  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import it
+pytestmark = pytest.mark.slow
+WORKERS = ["w1", "w2"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    made = Cluster(tmp_path_factory.mktemp("dask-cluster"))
+    try:
+        made.start_scheduler()
+        for name in WORKERS:
+            made.start_worker(name, 2)
+        made.client = distributed.Client(made.address, set_as_default=False)
+        made.wait_workers(made.client, WORKERS)
+        yield made
+        made.client.close()
+    finally:
+        made.stop()
+
+
+@pytest.fixture
+def live(cluster):
+    """The cluster with both workers connected (a killed worker is restarted by its nanny)."""
+    cluster.wait_workers(cluster.client, WORKERS)
+    return cluster
+
+
+def workers_by_name(cluster: Cluster) -> dict[str, dict]:
+    infos = cluster.client.scheduler_info(n_workers=-1)["workers"]
+    return {str(info["name"]): {"address": address, **info} for address, info in infos.items()}
+
+
+def values(store_path: str, run_id: str) -> dict[tuple[str, str], object]:
+    """Each step instance's recorded return value (stored as JSON text)."""
+    return {
+        (n["path"], n["sequence"]): json.loads(n["value"])
+        for n in open_store(store_path).nodes(run_id)
+        if n["value"] is not None
+    }
+
+
+def flow_on(cluster: Cluster, tmp_path: Path, name: str = "cluster", **config) -> seq.Sequent:
+    config.setdefault("logdir", str(tmp_path / "logs"))
+    config.setdefault("max_concurrent", 0)
+    return seq.Sequent(
+        name=name,
+        store=str(tmp_path / "cluster.run.db"),
+        executor=DaskExecutor(address=cluster.address),
+        logging_level=logging.INFO,
+        config=config,
+    )
+
+
+# -- the steps (sent by value: defined in this test module) -----------------------------------
+
+
+def where() -> str:
+    return str(distributed.get_worker().name)
+
+
+def non_idempotent(starts: str) -> str:
+    """Note each start; the first one waits to be killed with its worker."""
+    with open(starts, "a") as handle:
+        handle.write(f"{os.getpid()} {distributed.get_worker().name}\n")
+    lines = Path(starts).read_text().splitlines()
+    if len(lines) == 1:
+        time.sleep(120)  # the test kills this worker process long before
+    return "done"
+
+
+def chatty(pause: float) -> tuple[str, str, str, str | None]:
+    """Log lines before and after neighbours finish; report the context seen at the end."""
+    log = logging.getLogger("chatty")
+    context = seq.current()
+    log.info("first line of %s/%s", context.name, context.sequence)
+    time.sleep(pause)
+    log.info("last line of %s/%s", seq.current().name, seq.current().sequence)
+    now = seq.current()
+    return now.name, now.sequence, where(), os.environ.get("SEQUENT_STEP_NAME")
+
+
+# -- at most once per recorded try --------------------------------------------------------------
+
+
+def kill_first_start(starts: Path) -> threading.Thread:
+    def killer() -> None:
+        wait_for(lambda: starts.exists() and starts.read_text().strip(), 60, "the first start")
+        os.kill(int(starts.read_text().split()[0]), signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_killed_worker_is_a_failed_try_never_a_silent_rerun(live, tmp_path, retries):
+    starts = tmp_path / "starts.txt"
+    flow = flow_on(live, tmp_path)
+    flow.add_step("once", func=non_idempotent, args=(str(starts),), retries=retries)
+    killer = kill_first_start(starts)
+    try:
+        result = flow.run()
+    finally:
+        flow.close()
+    killer.join(5)
+    events = [
+        (e["status"], e["retry"], e["error"])
+        for e in open_store(str(tmp_path / "cluster.run.db")).events(flow.run_id)
+        if e["status"] in ("success", "failure")
+    ]
+    died = events[0]
+    assert died[0] == "failure" and died[1] == 0
+    assert died[2].startswith("WorkerDied: worker tcp://127.0.0.1:")
+    assert "died while running step 'once' (sequence 1)" in died[2]
+    if retries:
+        assert result is True
+        assert events[1:] == [("success", 1, None)]
+        assert len(starts.read_text().splitlines()) == 2  # one start per recorded try
+    else:
+        assert result is False and len(events) == 1
+        live.wait_workers(live.client, WORKERS)  # the nanny brought the worker back ...
+        # ... and the scheduler holds no task of the run that could start the body again
+        keys = live.client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+        assert not [key for key in keys if str(key).startswith(f"sequent-{flow.run_id}")]
+        assert len(starts.read_text().splitlines()) == 1
+
+
+ORPHAN = """\
+import os, time, sys
+from pathlib import Path
+import sequent as seq
+
+HERE = Path(__file__).parent
+
+def locked():
+    lock = HERE / "step.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # fails if a copy already runs
+    os.close(fd)
+    with open(HERE / "starts.txt", "a") as handle:
+        handle.write("start\\n")
+    deadline = time.time() + 90
+    while not (HERE / "release").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    lock.unlink()
+    return "released"
+
+flow = seq.Sequent(name="orphan", store=str(HERE / "orphan.run.db"),
+                   config={"logdir": str(HERE / "logs")})
+flow.add_step("locked", func=locked)
+"""
+
+
+def test_a_step_left_running_by_a_killed_orchestrator_is_waited_for_by_recover(live, tmp_path):
+    (tmp_path / "flow.py").write_text(ORPHAN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "sequent.cli"]
+    first = subprocess.Popen(
+        [*command, "run", "flow.py:flow", "--address", live.address, "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    starts = tmp_path / "starts.txt"
+    wait_for(lambda: starts.exists() and starts.read_text(), 60, "the step to start")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    recover = subprocess.Popen(
+        [*command, "recover", "flow.py:flow", "--address", live.address, "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_log = wait_for(lambda: sorted(tmp_path.glob("logs/orphan/*/run.log")), 60, "a run log")
+    wait_for(lambda: "still runs on worker" in run_log[0].read_text(), 60, "the orphan's line")
+    assert starts.read_text().splitlines() == ["start"]  # the recover did not start it again
+    (tmp_path / "release").write_text("")
+    output, _ = recover.communicate(timeout=90)
+    assert recover.returncode == 0, output
+    text = run_log[0].read_text()
+    assert "Recover: step 'locked' (sequence 1" in text
+    assert "(Dask task sequent-" in text
+    assert starts.read_text().splitlines() == ["start", "start"]
+    store = open_store(str(tmp_path / "orphan.run.db"))
+    (run,) = store.runs()
+    final = store.nodes(run["run_id"])
+    assert [(n["path"], n["status"]) for n in final] == [("locked", "success")]
+
+
+# -- step context per step --------------------------------------------------------------------
+
+
+def test_concurrent_steps_in_one_worker_process_keep_their_own_context_and_logs(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    program = [
+        sys.executable,
+        "-c",
+        "import os; print('env', os.environ['SEQUENT_STEP_NAME'], "
+        "os.environ['SEQUENT_STEP_SEQUENCE'])",
+    ]
+    for number in range(10):
+        flow.add_step(f"talk{number}", func=chatty, args=(0.3 + 0.05 * (number % 4),))
+        flow.add_step(f"prog{number}", func=seq.Program(program))
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    found = values(flow.store_path, flow.run_id)
+    folder = next((tmp_path / "logs" / "cluster").iterdir())
+    seen_workers = set()
+    for number in range(10):
+        name, seen, worker, variable = found[(f"talk{number}", "1")]
+        assert (name, seen) == (f"talk{number}", "1")
+        assert variable is None  # no process-wide variables on a worker with 2 threads
+        seen_workers.add(worker)
+        text = (folder / f"talk{number}@1.log").read_text()
+        assert f"first line of talk{number}/1" in text
+        assert f"last line of talk{number}/1" in text
+        assert text.count("first line of") == 1 and text.count("last line of") == 1
+        assert f"env prog{number} 1" in (folder / f"prog{number}@1.log").read_text()
+    assert seen_workers == set(WORKERS)
+    leftovers = live.client.run(lambda: os.environ.get("SEQUENT_STEP_NAME"))
+    assert set(leftovers.values()) == {None}
+
+
+# -- hosts= -----------------------------------------------------------------------------------
+
+
+def test_hosts_by_name_address_host_name_and_ip_land_on_those_workers(live, tmp_path):
+    by_name = workers_by_name(live)
+    flow = flow_on(live, tmp_path)
+    flow.add_step("by_name", func=where, hosts=["w1"])
+    flow.add_step("by_address", func=where, hosts=[by_name["w2"]["address"]])
+    flow.add_step("by_host_name", func=where, hosts=[socket.gethostname()])
+    flow.add_step("by_ip", func=where, hosts=["127.0.0.1"])
+    flow.add_step("by_localhost", func=where, hosts=["localhost"])
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    found = values(flow.store_path, flow.run_id)
+    assert found[("by_name", "1")] == "w1"
+    assert found[("by_address", "1")] == "w2"
+    for path in ("by_host_name", "by_ip", "by_localhost"):
+        assert found[(path, "1")] in WORKERS
+
+
+def test_hosts_that_match_no_worker_fail_before_anything_is_written(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    flow.add_step("fine", func=where)
+    flow.add_step("typo", func=where, hosts=["W1"])
+    with pytest.raises(UnknownHostError) as caught:
+        flow.run()
+    flow.close()
+    message = str(caught.value)
+    assert "step 'typo': hosts=['W1'] match no worker" in message
+    assert "w1 (tcp://127.0.0.1:" in message and "w2 (tcp://127.0.0.1:" in message
+    assert not (tmp_path / "cluster.run.db").exists()
+
+
+def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
+    flow = flow_on(live, tmp_path, hosts_wait=1)
+    flow.add_step("later", func=where, hosts=["w9"])
+    flow.add_step("now", func=where)
+    try:
+        assert flow.run() is False
+    finally:
+        flow.close()
+    nodes = {n["path"]: n for n in open_store(flow.store_path).nodes(flow.run_id)}
+    assert nodes["now"]["status"] == "success"
+    assert nodes["later"]["status"] == "failure"
+    assert "no worker matching hosts=['w9'] joined within 1 s" in nodes["later"]["error"]
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+CLI_FLOW = """\
+import sequent as seq
+from distributed import get_worker
+
+def where():
+    return str(get_worker().name)
+
+flow = seq.Sequent(name="cli", store="cli.run.db", config={"logdir": "logs"})
+flow.add_step("one", func=where)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_cli_address_runs_on_that_cluster_and_an_unreachable_one_exits_2(live, tmp_path):
+    (tmp_path / "flow.py").write_text(CLI_FLOW)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    command = [sys.executable, "-m", "sequent.cli", "run", "flow.py:flow", "--no-progress"]
+    done = subprocess.run(
+        [*command, "--executor", "dask", "--address", live.address],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    store = open_store(str(tmp_path / "cli.run.db"))
+    (run,) = store.runs()
+    assert json.loads(store.nodes(run["run_id"])[0]["value"]) in WORKERS
+    (tmp_path / "cli.run.db").unlink()
+    shutil.rmtree(tmp_path / "logs")
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*command, "--address", nowhere],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the scheduler at {nowhere}" in done.stderr
+    assert not (tmp_path / "cli.run.db").exists()
+    assert not (tmp_path / "logs").exists()
+    done = subprocess.run(
+        [*command[:-1], "--executor", "dask"],
+        cwd=tmp_path,
+        env={**env, "DASK_SCHEDULER_ADDRESS": live.address},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"the scheduler at {live.address}" in done.stdout + done.stderr
+
+
+def test_scheduler_file_and_per_step_worker_resources(live, tmp_path):
+    with pytest.raises(ClusterError, match="scheduler file .* does not exist"):
+        DaskExecutor(scheduler_file=str(tmp_path / "missing.json"))
+    live.start_worker("gpu", 1, "--resources", "GPU=1")
+    try:
+        live.wait_workers(live.client, ["gpu"])
+        flow = seq.Sequent(
+            name="resources",
+            store=str(tmp_path / "cluster.run.db"),
+            executor=DaskExecutor(scheduler_file=live.scheduler_file),
+            config={"logdir": str(tmp_path / "logs"), "max_concurrent": 0},
+        )
+        for number in range(3):
+            flow.add_step(f"gpu{number}", func=where, config={"dask_resources": {"GPU": 1}})
+        try:
+            assert flow.run() is True
+        finally:
+            flow.close()
+        assert list(values(flow.store_path, flow.run_id).values()) == ["gpu", "gpu", "gpu"]
+    finally:
+        live.stop_one("gpu")
+
+
+def test_the_seed_recovery_example_without_a_guard_recovers_its_own_run_on_dask(tmp_path):
+    from test_seed_scripts import DOING, RECOVERY, run_script, script
+
+    text = script(RECOVERY, "plain").replace(
+        "config={'sleep_between_loops': 0.05,",
+        "config={'sleep_between_loops': 0.05, 'task_construct': 'dask',",
+    )
+    output = run_script(tmp_path, "runly04.py", textwrap.dedent(text))
+    first, second = output.split("Processing finished with: failure ]")
+    assert DOING.findall(second) == [
+        ("prog1", "s1_s11_s111/1.2.2"),
+        ("prog2", "s1_s11_s112/1.2.2"),
+        ("prog3", "s1_s12/1.2"),
+        ("prog4", "s2/1"),
+    ]
+    assert second.rstrip().endswith("[ Processing finished with: success ]")
+    store = open_store(str(tmp_path / "runly04.run.db"))
+    assert len(store.runs()) == 1  # the workers' re-imports of the script wrote no run
