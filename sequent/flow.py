@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .compiler import NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, Plan, StepDef, compile_flow
+from .compiler import NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, Plan, StepDef, atoms, compile_flow
 from .compiler.definitions import DEFAULT_RECOVERY
 from .config import check_step_config, load_config
 from .context import StepContext, current
@@ -293,7 +293,7 @@ class Sequent:
         expr = self._expression(value, parent, owner)
         if check_siblings:
             parent_path = parent.definition.path if parent else ()
-            for atom in _atoms(expr):
+            for atom in atoms(expr):
                 if atom.path[:-1] != parent_path:
                     raise UnknownStepError(
                         f"step {owner!r} requires {'_'.join(atom.path)!r}, which is not a "
@@ -492,12 +492,6 @@ def _default_store(caller: Path | None) -> str:
     return str(caller.with_name(caller.stem + ".run.db"))
 
 
-def _atoms(expr: Expr) -> Iterable[Atom]:
-    if isinstance(expr, Atom):
-        yield expr
-    else:
-        for item in expr.items:
-            yield from _atoms(item)
 
 
 def _is_status(value: Any) -> bool:

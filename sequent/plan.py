@@ -129,13 +129,14 @@ def simulate(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -
     callable.
     """
     previous = dict(previous or {})
-    state = RunState(plan, previous, stop_on_exception=lambda spec: True)
-    heap: list[tuple[tuple[int, tuple[int, ...]], NodeKey]] = []
+    state = RunState(plan, previous, call_repeats=False)  # user code runs in real runs only
+    heap: list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]] = []
     reached: dict[NodeKey, str] = {}
-    dynamic: set[NodeKey] = set()
+    dynamic = state.deferred
+    moments = iter(range(1, 1 << 62))
 
     def absorb() -> None:
-        for change in state.drain_changes():
+        for change in state.get_changes():
             key = change.key
             if key in reached:
                 continue
@@ -145,20 +146,18 @@ def simulate(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -
                 reached[key] = RUN
             elif change.status is StepStatus.skipped:
                 reached[key] = NEVER
-        for key in state.drain_ready():
-            heapq.heappush(heap, (state.nodes[key].rank, key))
+        ready = state.get_ready()
+        moment = next(moments)
+        for key in ready:
+            heapq.heappush(heap, (moment, state.nodes[key].rank, key))
 
-    state.start()
+    state.prepare()
     absorb()
     while heap:
-        _, key = heapq.heappop(heap)
-        step = state.nodes[key].step
-        if step.is_container and callable(step.repeats) and key not in state.iterations:
-            state.iterations[key] = ()  # do not call user code: shown as expanded at run time
-            dynamic.add(key)
-        if state.activate(key) is not None:
+        key = heapq.heappop(heap)[2]
+        if state.start(key) is not None:
             absorb()
-            state.finish(key, StepStatus.success)
+            state.done(key, StepStatus.success)
         absorb()
 
     children: dict[NodeKey, list[NodeKey]] = {}

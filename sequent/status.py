@@ -18,16 +18,16 @@ class StepStatus(enum.Enum):
 
     def is_terminal(self) -> bool:
         """True for the statuses after which nothing more happens to the instance."""
-        return self._value_ in _TERMINAL_VALUES  # a str look-up: the scheduler asks a lot
+        return self._value_ in TERMINAL_VALUES  # a str look-up: the scheduler asks a lot
 
     def __str__(self) -> str:
         return self.value
 
 
-_TERMINAL = frozenset(
-    {StepStatus.success, StepStatus.failure, StepStatus.skipped, StepStatus.interrupted}
-)
-_TERMINAL_VALUES = frozenset(status.value for status in _TERMINAL)
+#: The statuses after which nothing more happens to a step instance.
+TERMINAL = (StepStatus.success, StepStatus.failure, StepStatus.skipped, StepStatus.interrupted)
+#: Their values, as the store writes them.
+TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
 
 #: The statuses a requirement may name.
 CONDITIONS = (

@@ -113,13 +113,15 @@ def test_plan_order_is_the_order_a_run_starts_nodes(tmp_path, executor):
     finally:
         flow.close()
     assert plan.keys(RUN) == started
-    # one at a time (max_concurrent 1), lower definition order first: s2 (added before gate)
-    # starts as soon as s1 succeeds; follower needs gate active
+    # one at a time (max_concurrent 1), first ready first (SPEC 2.7): gate is ready at the
+    # start, with s1, and starts before what s1 holds (ready only once s1 started); follower
+    # is ready when gate starts, s2 only when s1 succeeded
     assert [key for key in started if not key.path.startswith("s1")] == [
-        NodeKey("s2", "1"),
         NodeKey("gate", "1"),
         NodeKey("follower", "1"),
+        NodeKey("s2", "1"),
     ]
+    assert started.index(NodeKey("gate", "1")) == 1  # right after the container s1
 
 
 def test_recover_plan_lists_exactly_what_the_recover_runs_and_writes_nothing(tmp_path):

@@ -3,9 +3,20 @@
 Nothing in this package imports the executors, the store or logging, or does I/O.
 """
 
-from .definitions import NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, StepDef, atoms, path_name
+from .definitions import FlowDef, StepDef
 from .expand import ROOT, Iteration, NodeKey, NodeSpec, StepIndex, expand_iterations, repeat_items
 from .graph import Plan, build_graph, compile_flow, validate
+from .requirements import (
+    NOTHING,
+    AllOf,
+    AnyOf,
+    Atom,
+    Expr,
+    Requirement,
+    atoms,
+    compile_requirement,
+    path_name,
+)
 
 __all__ = [
     "NOTHING",
@@ -19,10 +30,12 @@ __all__ = [
     "NodeKey",
     "NodeSpec",
     "Plan",
+    "Requirement",
     "StepDef",
     "StepIndex",
     "atoms",
     "build_graph",
+    "compile_requirement",
     "compile_flow",
     "expand_iterations",
     "path_name",

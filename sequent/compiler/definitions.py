@@ -1,4 +1,4 @@
-"""Frozen definitions of a flow: steps, requirement expressions and the flow itself.
+"""Frozen definitions of a flow: steps and the flow itself (expressions: ``requirements``).
 
 The builder facade (``sequent.flow``) creates these; nothing here changes after creation.
 """
@@ -6,62 +6,27 @@ The builder facade (``sequent.flow``) creates these; nothing here changes after 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
 from ..status import StepReplay, StepStatus
+from .requirements import NOTHING, AllOf, AnyOf, Atom, Expr, Path, atoms, path_name
 
-Path = tuple[str, ...]
-
-
-def path_name(path: Path) -> str:
-    """Join a path's names with ``_``, as steps are shown to users (``s1_s11_s111``)."""
-    return "_".join(path)
-
-
-@attrs.frozen
-class Atom:
-    """A sibling step (by path) reaching a status."""
-
-    path: Path
-    status: StepStatus
-
-    @functools.cached_property
-    def name(self) -> str:
-        """The required step's path joined with ``_``."""
-        return path_name(self.path)
-
-
-@attrs.frozen
-class AllOf:
-    """True when every item is true; an empty AllOf is always true."""
-
-    items: tuple[Expr, ...]
-
-
-@attrs.frozen
-class AnyOf:
-    """True when at least one item is true; an empty AnyOf is never true."""
-
-    items: tuple[Expr, ...]
-
-
-Expr = Union[Atom, AllOf, AnyOf]  # noqa: UP007 - a runtime alias, Python 3.10 too
-
-#: The requirement of a step that requires nothing.
-NOTHING = AllOf(())
-
-
-def atoms(expr: Expr) -> Iterable[Atom]:
-    """Yield every atom of an expression, depth first, left to right."""
-    if isinstance(expr, Atom):
-        yield expr
-    else:
-        for item in expr.items:
-            yield from atoms(item)
-
+__all__ = [
+    "DEFAULT_RECOVERY",
+    "NOTHING",
+    "AllOf",
+    "AnyOf",
+    "Atom",
+    "Expr",
+    "FlowDef",
+    "Path",
+    "StepDef",
+    "atoms",
+    "path_name",
+]
 
 DEFAULT_RECOVERY: Mapping[StepStatus, StepReplay] = {
     StepStatus.ready: StepReplay.rerun,

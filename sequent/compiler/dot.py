@@ -18,11 +18,12 @@ labelled ``status (or)``, and the requiring step shows the whole expression as a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..status import StepStatus
-from .definitions import AllOf, AnyOf, Atom, Expr, StepDef, path_name
+from . import requirements
+from .definitions import Atom, Expr, StepDef, path_name
 from .expand import ROOT, NodeKey
 from .graph import Plan
 
@@ -80,38 +81,12 @@ def to_dot(
 
 def expression_text(expr: Expr) -> str:
     """A requirement as people read it: ``s1:success or (s2:failure and s3:complete)``."""
-    return _text(expr, top=True)
-
-
-def _text(expr: Expr, top: bool) -> str:
-    if isinstance(expr, Atom):
-        return f"{expr.path[-1]}:{expr.status.value}"
-    word = " and " if isinstance(expr, AllOf) else " or "
-    if not expr.items:
-        return "nothing" if isinstance(expr, AllOf) else "never"
-    if len(expr.items) == 1:
-        return _text(expr.items[0], top)
-    text = word.join(_text(item, top=False) for item in expr.items)
-    return text if top else f"({text})"
-
-
-def _edges_of(expr: Expr, under_or: bool = False) -> Iterable[tuple[Atom, bool]]:
-    """Every atom of ``expr`` and whether an ``or`` encloses it."""
-    if isinstance(expr, Atom):
-        yield expr, under_or
-        return
-    inner = under_or or (isinstance(expr, AnyOf) and len(expr.items) > 1)
-    for item in expr.items:
-        yield from _edges_of(item, inner)
-
-
-def _is_conjunction(expr: Expr) -> bool:
-    return all(not under_or for _, under_or in _edges_of(expr))
+    return requirements.text(expr)
 
 
 def _note(step: StepDef) -> str:
     """The whole requirement, shown on the step when it is more than a plain conjunction."""
-    if _is_conjunction(step.requires):
+    if requirements.is_conjunction(step.requires):
         return ""
     return f"requires {expression_text(step.requires)}"
 
@@ -247,7 +222,7 @@ class _Definition(_View):
 
     def requirements(self, step: StepDef) -> list[str]:
         lines = []
-        for atom, under_or in _edges_of(step.requires):
+        for atom, under_or in requirements.edges(step.requires):
             source = self.steps[path_name(atom.path)]
             lines.append(
                 self.edge(
@@ -369,7 +344,7 @@ class _Expanded(_View):
     def requirements(self, key: NodeKey) -> list[str]:
         step = self.step(key)
         lines = []
-        for atom, under_or in _edges_of(step.requires):
+        for atom, under_or in requirements.edges(step.requires):
             source = NodeKey(path_name(atom.path), key.sequence)
             if source not in self.keys:
                 continue

@@ -15,7 +15,7 @@ import attrs
 import networkx as nx
 
 from ..errors import CycleError, DefinitionError, UnknownStepError
-from ..status import StepStatus
+from ..status import CONDITIONS
 from .definitions import FlowDef, StepDef, path_name
 from .expand import (
     ROOT,
@@ -130,7 +130,7 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
                     f"{where}; requires may name only steps of the same container, so move "
                     f"{other!r} next to {step.path_name!r} or drop the requirement"
                 )
-            if atom.status not in _CONDITIONS:
+            if atom.status not in CONDITIONS:
                 raise DefinitionError(
                     f"step {step.path_name!r} requires status {atom.status!r} of "
                     f"{path_name(atom.path)!r}; use ready, active, success, failure or complete"
@@ -177,14 +177,3 @@ def _cycle(deps: Mapping[str, set[str]]) -> tuple[str, ...]:
         walk.append(name)
         name = min(need for need in deps[name] if waiting[need] > 0)
     return tuple(reversed(walk[seen[name] :]))
-
-
-_CONDITIONS = frozenset(
-    {
-        StepStatus.ready,
-        StepStatus.active,
-        StepStatus.success,
-        StepStatus.failure,
-        StepStatus.complete,
-    }
-)

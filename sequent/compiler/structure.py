@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..status import StepStatus
-from .definitions import DEFAULT_RECOVERY, NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, StepDef
+from . import requirements
+from .definitions import DEFAULT_RECOVERY, FlowDef, StepDef
 from .graph import Plan, compile_flow
 
 #: Longest repeat-item text kept in the structure.
@@ -60,7 +60,7 @@ def _step_entry(step: StepDef, parent: str | None) -> dict[str, Any]:
         entry["kind"] = "container"
     if step.func is not None:
         entry["func"] = _callable_name(step.func)
-    requires = _expression(step.requires)
+    requires = requirements.to_data(step.requires)
     if requires is not None:
         entry["requires"] = requires
     if step.repeats is not None:
@@ -96,19 +96,6 @@ def item_text(item: Any) -> str | None:
     except Exception as exc:
         text = f"<{type(item).__name__} whose repr raised {type(exc).__name__}>"
     return text if len(text) <= MAX_ITEM_CHARS else text[: MAX_ITEM_CHARS - 3] + "..."
-
-
-def _expression(expr: Expr) -> Any:
-    if isinstance(expr, Atom):
-        return {"step": "_".join(expr.path), "status": expr.status.value}
-    if isinstance(expr, AllOf):
-        if not expr.items:
-            return None
-        if len(expr.items) == 1:
-            return _expression(expr.items[0])
-        return {"all": [_expression(item) for item in expr.items]}
-    assert isinstance(expr, AnyOf)
-    return {"any": [_expression(item) for item in expr.items]}
 
 
 def _repeats(repeats: Any) -> Any:
@@ -221,23 +208,13 @@ def plan_from_structure(structure: Mapping[str, Any]) -> Plan:
             path=paths[step["path"]],
             order=step["order"],
             func=None if kids else _recorded_step,
-            requires=_parse_expression(step.get("requires"), paths),
+            requires=requirements.from_data(step.get("requires"), paths),
             repeats=_parse_repeats(step, items),
             children=kids,
         )
 
     top = tuple(define(step) for step in sorted(children.get(None, []), key=_order))
     return compile_flow(FlowDef(structure.get("flow") or "flow", top))
-
-
-def _parse_expression(data: Any, paths: Mapping[str, tuple[str, ...]]) -> Expr:
-    if data is None:
-        return NOTHING
-    if "step" in data:
-        return Atom(paths[data["step"]], StepStatus(data["status"]))
-    if "all" in data:
-        return AllOf(tuple(_parse_expression(item, paths) for item in data["all"]))
-    return AnyOf(tuple(_parse_expression(item, paths) for item in data["any"]))
 
 
 def _parse_repeats(step: Mapping[str, Any], items: Mapping[tuple[str, int], str | None]) -> Any:

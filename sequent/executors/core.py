@@ -120,15 +120,17 @@ class Scheduler:
         self.state = RunState(plan, previous, options.stop_on_exception)
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.ledger = Ledger()
-        self._heap: list[tuple[tuple[int, tuple[int, ...]], NodeKey]] = []
+        # Waiting to start: (moment ready, definition rank, node); earlier moments first.
+        self._heap: list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]] = []
+        self._moment = 0
         self._timers: list[tuple[float, int, str, NodeKey, int]] = []
         self._tokens = itertools.count()
         self._granted: list[NodeKey] = []
         self._holders: set[NodeKey] = set()
-        self._delayed: list[NodeKey] = []
+        self._delayed: list[tuple[NodeKey, int]] = []
         self._running: dict[NodeKey, _Attempt] = {}
         self._per_step: dict[str, int] = {}
-        self._blocked: dict[str, list[NodeKey]] = {}
+        self._blocked: dict[str, list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]]] = {}
         self._retries: dict[NodeKey, int] = {}
         self._outcomes: dict[NodeKey, tuple[Outcome, int]] = {}
         self._retry_wait: dict[NodeKey, Outcome] = {}
@@ -144,7 +146,7 @@ class Scheduler:
         """Run the plan to its end; return True when no failure went unhandled."""
         restore = self._install_signals()
         try:
-            self.state.start()
+            self.state.prepare()
             self._absorb()
             while True:
                 self.rounds += 1
@@ -164,7 +166,7 @@ class Scheduler:
                     )
                 )
                 if idle:
-                    if self.state.finished or self._stopped():
+                    if not self.state.is_active() or self._stopped():
                         break
                     if not self._fail_stuck_waiters(at_rest=True):
                         break
@@ -176,12 +178,13 @@ class Scheduler:
             self._interrupt("KeyboardInterrupt")
         finally:
             restore()
-        for key, outcome in self._retry_wait.items():
-            self.state.finish(key, StepStatus.failure, outcome.error)
+        for key, outcome in self._retry_wait.items():  # stopped during a retry's back-off
+            self._outcomes[key] = (outcome, self._retries[key] - 1)
+            self.state.done(key, StepStatus.failure, outcome.error)
         self._retry_wait.clear()
-        if not self.state.finished:
-            reason = StepStatus.interrupted if self._halted else StepStatus.failure
-            self.state.close(reason)
+        if self.state.is_active():
+            status = StepStatus.interrupted if self._halted else StepStatus.failure
+            self.state.close(status, self._stop_reason())
         self._commit()
         return self.state.result() and not self._halted
 
@@ -216,7 +219,7 @@ class Scheduler:
 
     def _fire(self, kind: str, key: NodeKey, token: int) -> None:
         if kind == "delay":
-            self._push(key)
+            self._push(key, token)  # a delayed step keeps the moment it became ready
         elif kind == "retry":
             self._retry_wait.pop(key, None)
             spec = self.state.nodes[key]
@@ -245,14 +248,18 @@ class Scheduler:
     def _absorb(self) -> None:
         """Route newly ready nodes: a delay timer (armed once ``ready`` is committed), or the
         launch heap."""
-        for key in self.state.drain_ready():
+        ready = self.state.get_ready()
+        if not ready:
+            return
+        self._moment += 1
+        for key in ready:
             if self.state.nodes[key].step.delay > 0:
-                self._delayed.append(key)
+                self._delayed.append((key, self._moment))
             else:
-                self._push(key)
+                self._push(key, self._moment)
 
-    def _push(self, key: NodeKey) -> None:
-        heapq.heappush(self._heap, (self.state.nodes[key].rank, key))
+    def _push(self, key: NodeKey, moment: int) -> None:
+        heapq.heappush(self._heap, (moment, self.state.nodes[key].rank, key))
 
     def _launchable(self) -> bool:
         return bool(self._heap or self._granted) and not self._stopped()
@@ -269,7 +276,8 @@ class Scheduler:
         return bool(self._halted) or self.state.stopping
 
     def _launch(self) -> None:
-        """Start what may start now, in definition order, within caps and resources."""
+        """Start what may start now within caps and resources: what became ready first, then
+        definition order, then sequence order (SPEC 2.7)."""
         while (self._heap or self._granted) and not self._stopped():
             if self._granted:
                 key = self._granted[0]
@@ -279,14 +287,15 @@ class Scheduler:
                 self._start(key)
                 self._absorb()
                 continue
-            _, key = heapq.heappop(self._heap)
+            entry = heapq.heappop(self._heap)
+            key = entry[2]
             spec = self.state.nodes[key]
             leaf = not spec.step.is_container
             if leaf and not self._has_slot(spec):
                 if self._global_full():
-                    heapq.heappush(self._heap, (spec.rank, key))
+                    heapq.heappush(self._heap, entry)
                     return
-                self._blocked.setdefault(key.path, []).append(key)
+                self._blocked.setdefault(key.path, []).append(entry)
                 continue
             if spec.step.acquires and not self.ledger.acquire(key, spec.step.acquires):
                 self._fail_stuck_waiters(at_rest=False)
@@ -310,7 +319,7 @@ class Scheduler:
         step = self.state.nodes[key].step
         if step.acquires or step.releases:
             self._holders.add(key)  # it took its resources (if any); it gives back at its end
-        spec = self.state.activate(key)
+        spec = self.state.start(key)
         if spec is None:
             self._absorb()
             return
@@ -411,7 +420,7 @@ class Scheduler:
                 outcome.status.value,
                 extra={"sequent_node": key},
             )
-        self.state.finish(key, outcome.status, outcome.error)
+        self.state.done(key, outcome.status, outcome.error)
         self._release(key)
         self._absorb()
 
@@ -419,8 +428,8 @@ class Scheduler:
         self._per_step[key.path] -= 1
         blocked = self._blocked.get(key.path)
         if blocked:
-            for other in blocked:
-                self._push(other)
+            for entry in blocked:
+                heapq.heappush(self._heap, entry)
             blocked.clear()
 
     def _release(self, key: NodeKey) -> None:
@@ -458,6 +467,18 @@ class Scheduler:
 
     # -- interruption -----------------------------------------------------------------------
 
+    def _stop_reason(self) -> str:
+        """Why the run ended early, in the words recorded on the steps it never started."""
+        if self.interrupted_by:
+            return f"the run was interrupted ({self.interrupted_by})"
+        if self._halted == "max_loops":
+            return f"the run stopped after max_loops={self.options.max_loops} rounds"
+        if self._halted:
+            return f"the run was stopped ({self._halted})"
+        if self.state.stopping:
+            return "the run stopped after a failure (stop_on_exception)"
+        return "the run ended"
+
     def _halt(self, reason: str, _: Any) -> None:
         if not self._halted:
             self._halted = reason
@@ -469,7 +490,7 @@ class Scheduler:
         for key, attempt in list(self._running.items()):
             self._kill(attempt)
             del self._running[key]
-            self.state.finish(key, StepStatus.interrupted, f"interrupted by {reason}")
+            self.state.done(key, StepStatus.interrupted, f"interrupted by {reason}")
         self._timers.clear()
 
     def _install_signals(self) -> Callable[[], None]:
@@ -515,17 +536,17 @@ class Scheduler:
         )
 
     def _commit(self) -> None:
-        changes = self.state.drain_changes()
-        if self.state.expanded:
-            self.recorder.expanded(self.state.expanded)
-            self.state.expanded = []
+        changes = self.state.get_changes()
+        expanded = self.state.get_expanded()
+        if expanded:
+            self.recorder.expanded(expanded)
         for change in changes:
             self._record(change)
             if change.status.is_terminal() and self.state.nodes[change.key].step.is_container:
                 self._release(change.key)
         self.recorder.flush()
-        for key in self._delayed:  # a delay counts from the committed ``ready``
-            self._timer(self.state.nodes[key].step.delay, "delay", key, 0)
+        for key, moment in self._delayed:  # a delay counts from the committed ``ready``
+            self._timer(self.state.nodes[key].step.delay, "delay", key, moment)
         self._delayed.clear()
 
     def _record(self, change: Change) -> None:

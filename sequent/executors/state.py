@@ -1,41 +1,49 @@
-"""The state machine of one run: which step instances are ready, done, skipped or failed.
+"""The state machine of one run, shaped like ``graphlib.TopologicalSorter``.
 
 Mutates node statuses, iteration progress and container outcomes; nothing else does. It knows
-nothing of time, threads, executors or the store: the scheduling core (``core.py``) feeds it
-``activate``/``finish`` calls and drains what it reports (``changes``, ``ready``).
+nothing of time, threads, executors or the store. A driver (the scheduling core, a dry run)
+reads like graphlib's own loop::
 
-    activate(key) ──> active ──(container)──> iteration 1 ──> children evaluated
-                                                  ...
-    finish(key, outcome) ──> watchers re-evaluated ──> ready | skipped
-                         └─> iteration progress ──> next iteration | container success/failure
+    state.prepare()
+    while state.is_active():
+        for node in state.get_ready():        # requirements hold: launch when a slot is free
+            spec = state.start(node)          # active; None for a container (entered here)
+            ...
+        state.done(node, status, error)       # a leaf that ended: success/failure/interrupted
 
-A requirement evaluates to True, False (it can never become true: the node is ``skipped``) or
-None (not decided yet).
+and drains ``get_changes()`` to record every status change in order. A step instance goes
+
+    (waiting) ──requirement holds──> ready ──start──> active ──done──> success | failure
+         └──requirement can never hold──> skipped                    └─> interrupted
+
+and a container's ``start`` begins its first iteration; the end of an iteration's last child
+begins the next one, or ends the container (success, or failure after an unhandled failure).
+
+Requirements are compiled once per step (``compiler.requirements``): each status change
+decides atoms of the steps watching it, and a watcher's count of undecided atoms (or, for
+``or_``, the sub-expression the atom is in) says when it is ready or can never be.
+Misuse raises ``ValueError``: starting a node that is not ready, finishing one not active.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..compiler import (
     ROOT,
-    AllOf,
-    AnyOf,
-    Atom,
-    Expr,
     Iteration,
     NodeKey,
     NodeSpec,
     Plan,
+    Requirement,
+    compile_requirement,
     expand_iterations,
-    path_name,
     repeat_items,
 )
+from ..compiler.requirements import UNDECIDED, verdicts
 from ..status import StepReplay, StepStatus
-
-_READY = 1
-_ACTIVE = 2
 
 SUCCESS = StepStatus.success
 FAILURE = StepStatus.failure
@@ -43,26 +51,11 @@ SKIPPED = StepStatus.skipped
 READY = StepStatus.ready
 ACTIVE = StepStatus.active
 INTERRUPTED = StepStatus.interrupted
-
-_MISSING: Any = object()
-
-# A compiled requirement: ("a", path, status) | ("&", items) | ("|", items)
-Compiled = tuple
-
-
-def _compile_expr(expr: Expr) -> Compiled:
-    if isinstance(expr, Atom):
-        return ("a", path_name(expr.path), expr.status)
-    if len(expr.items) == 1:  # and/or of one item: the item itself
-        return _compile_expr(expr.items[0])
-    if isinstance(expr, AllOf):
-        return ("&", tuple(_compile_expr(item) for item in expr.items))
-    assert isinstance(expr, AnyOf)
-    return ("|", tuple(_compile_expr(item) for item in expr.items))
+_ENDINGS = (SUCCESS, FAILURE, INTERRUPTED)
 
 
 class Change:
-    """One status change to report: the node, its new status, and details (error, replayed)."""
+    """One status change to record: the node, its new status, and details (error, replayed)."""
 
     __slots__ = ("key", "status", "error", "replayed")
 
@@ -79,10 +72,12 @@ class Change:
 
 
 class RunState:
-    """Mutates the statuses of one run's step instances as the core reports what happened.
+    """Mutates the statuses of one run's step instances as its driver reports what happened.
 
     ``previous`` maps nodes to their latest status in the run being recovered (empty on a fresh
     run); a leaf whose step's recovery policy says skip is marked success when reached.
+    ``call_repeats`` False (a dry run): a container whose ``repeats`` is callable is entered
+    with no iterations and listed in ``deferred`` instead of calling user code.
     """
 
     def __init__(
@@ -90,159 +85,224 @@ class RunState:
         plan: Plan,
         previous: Mapping[NodeKey, StepStatus] | None = None,
         stop_on_exception: Callable[[NodeSpec], bool] | None = None,
+        call_repeats: bool = True,
     ) -> None:
-        self.plan = plan
         self.index = plan.index
         self.nodes: dict[NodeKey, NodeSpec] = dict(plan.nodes)
         self.iterations: dict[NodeKey, tuple[Iteration, ...]] = dict(plan.iterations)
         self.previous = previous or {}
         self.stop_on_exception = stop_on_exception or (lambda spec: True)
+        self.call_repeats = call_repeats
+        #: The status of every node that has one.
         self.status: dict[NodeKey, StepStatus] = {}
-        self.flags: dict[NodeKey, int] = {}
-        self.errors: dict[NodeKey, str] = {}
-        self._iteration: dict[NodeKey, int] = {}
-        self._remaining: dict[NodeKey, int] = {}
-        self._failed_child: dict[NodeKey, NodeKey] = {}
-        self._requires: dict[str, Compiled | None] = {}
-        self._watch: dict[str, tuple[tuple[str, bool, bool], ...]] = {}
-        self._stack: list[tuple[NodeKey, StepStatus]] = []
-        #: Status changes since the last ``drain_changes``, in the order they happened.
-        self.changes: list[Change] = []
-        #: Nodes that became ready since the last ``drain_ready`` (the core launches them).
-        self.ready: list[NodeKey] = []
-        #: Nodes expanded at run time (callable repeats), for the store and the plan view.
-        self.expanded: list[NodeSpec] = []
+        #: Containers with a callable ``repeats`` that a dry run did not expand.
+        self.deferred: set[NodeKey] = set()
         #: Set once a failure that no level handles happened.
         self.failed = False
         #: Set when such a failure asks that no new step start (stop_on_exception).
         self.stopping = False
-        self.finished = False
+        self._finished = False
+        self._prepared = False
+        self._iteration: dict[NodeKey, int] = {}
+        self._remaining: dict[NodeKey, int] = {}
+        self._failed_child: dict[NodeKey, NodeKey] = {}
+        self._requirements: dict[str, Requirement] = {}
+        self._watch: dict[str, tuple[tuple[str, Requirement, tuple[Any, ...]], ...]] = {}
+        self._pending: dict[tuple[str, str], Any] = {}
+        self._queue: deque[tuple[NodeKey, StepStatus, StepStatus | None, bool]] = deque()
+        self._changes: list[Change] = []
+        self._ready: list[NodeKey] = []
+        self._expanded: list[NodeSpec] = []
 
-    # -- the core's calls -------------------------------------------------------------------
+    # -- the protocol -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the flow: its single top-level iteration."""
+    def prepare(self) -> None:
+        """Begin the flow's single top-level iteration. Raises ``ValueError`` when called twice."""
+        if self._prepared:
+            raise ValueError("prepare() was already called")
+        self._prepared = True
         self._iteration[ROOT] = 0
         self._begin_iteration(ROOT, self.iterations[ROOT][0])
         self._propagate()
 
-    def activate(self, key: NodeKey) -> NodeSpec | None:
-        """Mark ``key`` active; return its spec if it is a leaf to submit, None for a container."""
+    def get_ready(self) -> list[NodeKey]:
+        """Return the nodes that became ready since the last call, in the order they did."""
+        ready, self._ready = self._ready, []
+        return ready
+
+    def start(self, key: NodeKey) -> NodeSpec | None:
+        """Mark ready ``key`` active; return its spec if it is a leaf to run, None for a
+        container (its first iteration begins here). Raises ``ValueError`` if it is not ready."""
+        if self.status.get(key) is not READY:
+            raise ValueError(f"node {key} is {self._shown(key)}, not ready; start only nodes "
+                             f"that get_ready() returned, once")  # fmt: skip
         spec = self.nodes[key]
         self._set(key, ACTIVE)
-        if spec.step.is_container:
+        if spec.step.children:
             self._enter_container(spec)
             self._propagate()
             return None
         self._propagate()
         return spec
 
-    def finish(self, key: NodeKey, status: StepStatus, error: str | None = None) -> None:
-        """Record that leaf ``key`` ended with ``status`` (success, failure or interrupted)."""
-        if self.status.get(key) is not ACTIVE:
-            return  # a late outcome (after a timeout or interruption) changes nothing
-        if error is not None:
-            self.errors[key] = error
+    def done(self, key: NodeKey, status: StepStatus, error: str | None = None) -> None:
+        """Record that active leaf ``key`` ended with ``status`` (success, failure, interrupted).
+
+        Raises ``ValueError`` for another status, a container, or a node that is not active.
+        """
+        if status not in _ENDINGS:
+            raise ValueError(f"done({key}, {status}): a step ends in success, failure or "
+                             f"interrupted")  # fmt: skip
+        if self.status.get(key) is not ACTIVE or self.nodes[key].step.children:
+            raise ValueError(f"node {key} is {self._shown(key)}, not an active step; done() "
+                             f"takes each started leaf once")  # fmt: skip
         self._set(key, status, error)
         self._propagate()
 
     def fail_unstarted(self, key: NodeKey, error: str) -> None:
-        """Fail ``key`` without running it (its resources can never be had)."""
-        self.errors[key] = error
+        """Fail ready ``key`` without running it (its resources can never be had).
+
+        Raises ``ValueError`` if it is not ready.
+        """
+        if self.status.get(key) is not READY:
+            raise ValueError(f"node {key} is {self._shown(key)}, not ready")
         self._set(key, ACTIVE)
         self._set(key, FAILURE, error)
         self._propagate()
 
-    def drain_changes(self) -> list[Change]:
-        """Return and forget the changes since the last call."""
-        changes, self.changes = self.changes, []
+    def is_active(self) -> bool:
+        """True until the run has ended (every iteration done, or ``close()``)."""
+        return not self._finished
+
+    def result(self) -> bool:
+        """True when the run finished with no failure that no level handled."""
+        return self._finished and not self.failed
+
+    def get_changes(self) -> list[Change]:
+        """Return the status changes since the last call, in the order they happened."""
+        changes, self._changes = self._changes, []
         return changes
 
-    def drain_ready(self) -> list[NodeKey]:
-        """Return and forget the nodes that became ready since the last call."""
-        ready, self.ready = self.ready, []
-        return ready
+    def get_expanded(self) -> list[NodeSpec]:
+        """Return the nodes created at run time (callable repeats) since the last call."""
+        expanded, self._expanded = self._expanded, []
+        return expanded
 
-    def close(self, reason: StepStatus = INTERRUPTED) -> None:
-        """End the run where it stands: containers still active become failure or ``reason``.
+    def close(self, status: StepStatus = INTERRUPTED, reason: str = "the run ended") -> None:
+        """End the run where it stands (stopped, interrupted, or out of rounds).
 
-        A container with an unhandled failure in its current iteration ends ``failure``; the
-        others, cut short, end ``reason``. Nodes that never started keep no status.
+        Nodes of the iterations under way that never started (ready, or still waiting) end
+        ``skipped`` with ``reason`` as their error; a leaf still active ends ``interrupted``;
+        a container still active ends ``failure`` when its iteration had an unhandled failure,
+        else ``status``. Innermost first, so every node of a begun iteration is decided.
         """
-        active = [key for key, status in self.status.items() if status is ACTIVE]
-        active.sort(key=lambda key: -len(key.sequence.split(".")))
-        for key in active:
-            spec = self.nodes[key]
-            if spec.step.is_container:
-                if key in self._failed_child:
-                    self._set(key, *self._ending(key))
-                else:
-                    self._set(key, reason, "run ended before it finished")
-                self._note_terminal(key, spec, start_next=False)
-        self._stack.clear()  # cut short: nothing may follow from these changes
+        if self._finished:
+            return
+        containers = [key for key, now in self.status.items()
+                      if now is ACTIVE and self.nodes[key].step.children]  # fmt: skip
+        containers.sort(key=lambda key: -len(key.sequence.split(".")))
+        for container in (*containers, ROOT):
+            for child in self._current_children(container):
+                now = self.status.get(child)
+                if now is None or now is READY:
+                    self._set(child, SKIPPED, f"not started: {reason}")
+                    self._note_terminal(child, self.nodes[child], start_next=False)
+                elif now is ACTIVE and not self.nodes[child].step.children:
+                    self._set(child, INTERRUPTED, f"still running when {reason}")
+                    self._note_terminal(child, self.nodes[child], start_next=False)
+            if container == ROOT:
+                break
+            if container in self._failed_child:
+                self._set(container, *self._ending(container))
+            else:
+                self._set(container, status, f"cut short: {reason}")
+            self._note_terminal(container, self.nodes[container], start_next=False)
+        self._queue.clear()  # cut short: nothing may follow from these changes
         if ROOT in self._failed_child:
             self.failed = True
-        self.finished = True
+        self._finished = True
 
     # -- propagation ------------------------------------------------------------------------
 
     def _set(
         self, key: NodeKey, status: StepStatus, error: str | None = None, replayed: bool = False
     ) -> None:
+        previous = self.status.get(key)
         self.status[key] = status
-        if status is READY:
-            self.flags[key] = self.flags.get(key, 0) | _READY
-        elif status is ACTIVE:
-            self.flags[key] = self.flags.get(key, 0) | _ACTIVE
-        self.changes.append(Change(key, status, error, replayed))
-        self._stack.append((key, status))
+        self._changes.append(Change(key, status, error, replayed))
+        self._queue.append((key, status, previous, replayed))
 
     def _propagate(self) -> None:
-        stack = self._stack
+        """Apply queued changes to their watchers, and iteration progress, until none is left."""
+        queue = self._queue
         decided = self.status
-        while stack:
-            key, status = stack.pop()
-            sequence = key.sequence
-            terminal = status.is_terminal()
+        pending = self._pending
+        while queue:
+            key, status, previous, replayed = queue.popleft()
             watchers = self._watch.get(key.path)
             if watchers is None:
                 watchers = self._watchers(key.path)
-            for watcher, on_ready, on_active in watchers:
-                if not terminal and not (on_ready if status is READY else on_active):
-                    continue  # only a `ready`/`active` atom can change before the end
-                if (watcher, sequence) in decided:
-                    continue
-                other = NodeKey(watcher, sequence)
-                verdict = self.evaluate(other)
-                if verdict is True:
-                    self._make_ready(other)
-                elif verdict is False:
-                    self._set(other, SKIPPED)
-            if terminal:
+            if watchers:
+                found = verdicts(status, previous, replayed)
+                if found is not UNDECIDED:
+                    sequence = key.sequence
+                    for watcher, requirement, entries in watchers:
+                        instance = (watcher, sequence)
+                        if instance in decided:
+                            continue
+                        for condition, node in entries:
+                            verdict = found[condition]
+                            if verdict is None:
+                                continue
+                            if requirement.simple:
+                                if verdict:
+                                    left = pending.pop(instance, requirement.counts[0]) - 1
+                                    if left:
+                                        pending[instance] = left
+                                        continue
+                                else:
+                                    pending.pop(instance, None)
+                            else:
+                                counts = pending.get(instance)
+                                if counts is None:
+                                    counts = pending[instance] = requirement.fresh()
+                                holds = requirement.apply(counts, node, verdict)
+                                if holds is None:
+                                    continue
+                                del pending[instance]
+                                verdict = holds
+                            if verdict:
+                                self._make_ready(NodeKey(watcher, sequence))
+                            else:
+                                self._set(NodeKey(watcher, sequence), SKIPPED)
+                            break
+            if status is not READY and status is not ACTIVE:
                 self._note_terminal(key, self.nodes[key], start_next=True)
 
-    def _watchers(self, path: str) -> tuple[tuple[str, bool, bool], ...]:
-        """The siblings requiring ``path``, each with whether it names ``ready``/``active``."""
+    def _watchers(self, path: str) -> tuple[tuple[str, Requirement, tuple[Any, ...]], ...]:
+        """The siblings whose requirement names ``path``, each with its atoms naming it."""
         found = []
         for watcher in self.index.watchers.get(path, ()):
-            atoms = self.index.steps[watcher].requirement_atoms
-            wanted = {atom.status for atom in atoms if atom.name == path}
-            found.append((watcher, READY in wanted, ACTIVE in wanted))
+            requirement = self._requirement(watcher)
+            found.append((watcher, requirement, tuple(requirement.sources[path])))
         self._watch[path] = result = tuple(found)
         return result
 
+    def _requirement(self, path: str) -> Requirement:
+        requirement = self._requirements.get(path)
+        if requirement is None:
+            requirement = compile_requirement(self.index.steps[path].requires)
+            self._requirements[path] = requirement
+        return requirement
+
     def _make_ready(self, key: NodeKey) -> None:
         self._set(key, READY)
-        spec = self.nodes[key]
-        if (
-            self.previous
-            and not spec.step.is_container
-            and spec.step.replay(self.previous.get(key)) is StepReplay.skip
-        ):
-            self.flags[key] |= _ACTIVE
-            self._set(key, SUCCESS, replayed=True)
-            return
-        self.ready.append(key)
+        if self.previous:
+            step = self.nodes[key].step
+            if not step.children and step.replay(self.previous.get(key)) is StepReplay.skip:
+                self._set(key, SUCCESS, replayed=True)
+                return
+        self._ready.append(key)
 
     def _note_terminal(self, key: NodeKey, spec: NodeSpec, start_next: bool) -> None:
         parent = spec.parent
@@ -273,7 +333,7 @@ class RunState:
         if container in self._failed_child:
             if container == ROOT:
                 self.failed = True
-                self.finished = True
+                self._finished = True
             else:
                 self._set(container, *self._ending(container))
             return
@@ -283,7 +343,7 @@ class RunState:
             self._iteration[container] = following
             self._begin_iteration(container, iterations[following])
         elif container == ROOT:
-            self.finished = True
+            self._finished = True
         else:
             self._set(container, SUCCESS)
 
@@ -293,27 +353,29 @@ class RunState:
         child = self._failed_child[container]
         if self.status.get(child) is INTERRUPTED:
             return INTERRUPTED, f"step {child.path!r} was interrupted at sequence {child.sequence}"
-        return FAILURE, self._failure_message(container)
-
-    def _failure_message(self, container: NodeKey) -> str:
-        child = self._failed_child[container]
-        return f"step {child.path!r} failed at sequence {child.sequence}"
+        return FAILURE, f"step {child.path!r} failed at sequence {child.sequence}"
 
     def _enter_container(self, spec: NodeSpec) -> None:
         key = spec.key
         if key not in self.iterations:
-            try:
-                items = repeat_items(spec.step)
-            except Exception as exc:
-                self.errors[key] = f"repeats of {key.path!r} raised {type(exc).__name__}: {exc}"
-                self._set(key, FAILURE, self.errors[key])
-                return
-            nodes: dict[NodeKey, NodeSpec] = {}
-            iterations: dict[NodeKey, tuple[Iteration, ...]] = {}
-            iterations[key] = expand_iterations(spec, spec.step.children, items, nodes, iterations)
-            self.nodes.update(nodes)
-            self.iterations.update(iterations)
-            self.expanded.extend(nodes.values())
+            if not self.call_repeats:
+                self.iterations[key] = ()
+                self.deferred.add(key)
+            else:
+                try:
+                    items = repeat_items(spec.step)
+                except Exception as exc:
+                    error = f"repeats of {key.path!r} raised {type(exc).__name__}: {exc}"
+                    self._set(key, FAILURE, error)
+                    return
+                nodes: dict[NodeKey, NodeSpec] = {}
+                iterations: dict[NodeKey, tuple[Iteration, ...]] = {}
+                iterations[key] = expand_iterations(
+                    spec, spec.step.children, items, nodes, iterations
+                )
+                self.nodes.update(nodes)
+                self.iterations.update(iterations)
+                self._expanded.extend(nodes.values())
         iterations_of = self.iterations[key]
         if not iterations_of:
             self._set(key, SUCCESS)
@@ -324,76 +386,21 @@ class RunState:
     def _begin_iteration(self, container: NodeKey, iteration: Iteration) -> None:
         self._remaining[container] = len(iteration.children)
         for child in iteration.children:
-            if child in self.status:
-                continue  # already decided by a sibling's propagation
-            verdict = self.evaluate(child)
-            if verdict is True:
+            holds = self._requirement(child.path).constant
+            if holds is True:
                 self._make_ready(child)
-            elif verdict is False:
+            elif holds is False:
                 self._set(child, SKIPPED)
 
-    # -- requirements -----------------------------------------------------------------------
+    def _current_children(self, container: NodeKey) -> tuple[NodeKey, ...]:
+        """The step instances of ``container``'s iteration under way (none before the first)."""
+        number = self._iteration.get(container)
+        if number is None:
+            return ()
+        return self.iterations[container][number].children
 
-    def evaluate(self, key: NodeKey) -> bool | None:
-        """Evaluate ``key``'s requirement: True, False (never true), or None (undecided)."""
-        compiled = self._requires.get(key.path, _MISSING)
-        if compiled is _MISSING:
-            requires = self.nodes[key].step.requires
-            empty = isinstance(requires, AllOf) and not requires.items
-            compiled = None if empty else _compile_expr(requires)
-            self._requires[key.path] = compiled
-        if compiled is None:
-            return True
-        return self._eval(compiled, key.sequence)
-
-    def _eval(self, expr: Compiled, sequence: str) -> bool | None:
-        kind = expr[0]
-        if kind == "a":
-            status = self.status.get((expr[1], sequence))  # type: ignore[call-overload]
-            if status is None:
-                return None
-            wanted = expr[2]
-            if wanted is SUCCESS or wanted is FAILURE:
-                if status is wanted:
-                    return True
-                return False if status.is_terminal() else None
-            if wanted is StepStatus.complete:
-                if status is SUCCESS or status is FAILURE:
-                    return True
-                return False if status.is_terminal() else None
-            flag = _READY if wanted is READY else _ACTIVE
-            if self.flags.get((expr[1], sequence), 0) & flag:  # type: ignore[call-overload]
-                return True
-            return False if status.is_terminal() else None
-        undecided = False
-        if kind == "&":
-            for item in expr[1]:
-                verdict = self._eval(item, sequence)
-                if verdict is False:
-                    return False
-                if verdict is None:
-                    undecided = True
-            return None if undecided else True
-        for item in expr[1]:
-            verdict = self._eval(item, sequence)
-            if verdict is True:
-                return True
-            if verdict is None:
-                undecided = True
-        return None if undecided else False
-
-    # -- queries ----------------------------------------------------------------------------
-
-    def is_leaf(self, key: NodeKey) -> bool:
-        """True when ``key`` is a leaf step instance."""
-        return not self.nodes[key].step.is_container
-
-    def result(self) -> bool:
-        """True when the run finished with no failure that no level handled."""
-        return self.finished and not self.failed
-
-
-def describe(value: Any) -> str:
-    """A short text for a value in messages."""
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + "..."
+    def _shown(self, key: NodeKey) -> str:
+        if key not in self.nodes:
+            return "not a node of this run"
+        status = self.status.get(key)
+        return status.value if status is not None else "waiting"

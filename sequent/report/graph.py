@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ..compiler import NodeKey
+from ..compiler import NodeKey, requirements
 from ..status import StepStatus
 from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
 
@@ -194,13 +194,7 @@ def _node_attributes(
 
 
 def _edges(data: Any, under_or: bool = False) -> list[tuple[str, str, bool]]:
-    if not data:
-        return []
-    if "step" in data:
-        return [(data["step"], data["status"], under_or)]
-    items = data.get("all", data.get("any", ()))
-    inner = under_or or ("any" in data and len(items) > 1)
-    return [edge for item in items for edge in _edges(item, inner)]
+    return list(requirements.data_edges(data, under_or))
 
 
 def _panel(

@@ -19,6 +19,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..compiler import requirements
+
 
 class Mark(enum.Enum):
     """What a step instance's latest status means for its run, with its symbol and words."""
@@ -97,13 +99,7 @@ def handled_paths(structure: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _atoms(data: Any) -> Iterable[tuple[str, str]]:
-    if not data:
-        return
-    if "step" in data:
-        yield data["step"], data["status"]
-        return
-    for item in data.get("all", data.get("any", ())):
-        yield from _atoms(item)
+    return ((step, status) for step, status, _ in requirements.data_edges(data))
 
 
 def mark_of(

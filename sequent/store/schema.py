@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from ..status import TERMINAL as status_TERMINAL
+
 #: ``PRAGMA application_id`` of a sequent store: the bytes ``SQNT``.
 APPLICATION_ID = 0x53514E54
 
@@ -66,7 +68,7 @@ EXPANSION_COLUMNS = (
 )
 
 #: Statuses after which nothing more happens to a step instance.
-TERMINAL = ("success", "failure", "skipped", "interrupted")
+TERMINAL = tuple(status.value for status in status_TERMINAL)  # ("success", ..., "interrupted")
 
 _NODES_VIEW = f"""
 SELECT run_id, attempt, path, sequence, kind, status, ready, started, ended,

@@ -34,15 +34,15 @@ def generations(
     """
     outcomes = outcomes or {}
     state = RunState(flow.compile(), previous)
-    state.start()
+    state.prepare()
     result = []
-    ready = state.drain_ready()
+    ready = state.get_ready()
     while ready:
         result.append([str(key) for key in ready])
-        leaves = [key for key in ready if state.activate(key) is not None]
+        leaves = [key for key in ready if state.start(key) is not None]
         for key in leaves:
-            state.finish(key, outcomes.get(str(key), S.success))
-        ready = state.drain_ready()
+            state.done(key, outcomes.get(str(key), S.success))
+        ready = state.get_ready()
     return result, state
 
 
@@ -58,7 +58,7 @@ def test_diamond():
     flow.add_step("d", func=prog, requires=((b, S.success), (c, S.success)))
     found, state = generations(flow)
     assert found == [["a/1"], ["b/1", "c/1"], ["d/1"]]
-    assert state.finished and state.result()
+    assert not state.is_active() and state.result()
 
 
 def test_diamond_with_a_failure_skips_what_depends_on_it():
@@ -75,7 +75,7 @@ def test_diamond_with_a_failure_skips_what_depends_on_it():
         "c/1": "success",
         "d/1": "skipped",
     }
-    assert state.finished and not state.result()
+    assert not state.is_active() and not state.result()
 
 
 def test_seed_flow_generations():
@@ -147,7 +147,7 @@ def test_recovered_nodes_are_marked_success_when_reached():
     found, state = generations(flow, previous=previous)
     assert found == [["b/1"], ["c/1"]]  # a is replayed, not released to the executor
     assert statuses(state) == {"a/1": "success", "b/1": "success", "c/1": "success"}
-    assert [str(change.key) for change in state.changes if change.replayed] == ["a/1"]
+    assert [str(change.key) for change in state.get_changes() if change.replayed] == ["a/1"]
 
 
 # -- against graphlib, for flows of plain success requirements -----------------------------
@@ -186,4 +186,4 @@ def test_generations_match_graphlib(edges):
         expected.append(group)
         sorter.done(*group)
     assert [sorted(group) for group in found] == expected
-    assert state.finished and state.result()
+    assert not state.is_active() and state.result()

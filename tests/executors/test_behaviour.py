@@ -299,13 +299,17 @@ def test_stop_on_exception_true_starts_nothing_new(executor, backend, tmp_path):
     assert run.status()["long/1"] == "success"
     assert run.value("long/1") == "finished"
     if run.index("long/1", S.success) > failed_at:  # as a rule: `boom` fails at once
-        # what `long` enabled became ready after the failure, and never started
+        # what `long` enabled became ready after the failure, never started, and the finished
+        # run says so: skipped, with the reason (no node is left ready)
         assert run.status() == {
             "boom/1": "failure",
             "long/1": "success",
-            "next/1": "ready",
-            "box/1": "ready",
+            "next/1": "skipped",
+            "box/1": "skipped",
         }
+        for node in ("next/1", "box/1"):
+            assert run.index(node, S.ready) < run.index(node, S.skipped)
+            assert "stopped after a failure" in run.record(node, S.skipped).error
 
 
 def test_stop_on_exception_false_runs_independent_branches_to_the_end(executor, backend, tmp_path):
@@ -413,7 +417,7 @@ def test_per_step_max_concurrent_caps_instances(executor, backend, tmp_path):
     assert len(run.intervals()) == 7
 
 
-def test_definition_order_with_max_concurrent_one(executor, backend, tmp_path):
+def test_first_ready_then_definition_order_with_max_concurrent_one(executor, backend, tmp_path):
     flow = new_flow(backend, tmp_path)
     first = flow.add_step("zeta", func=noop)
     flow.add_step("alpha", func=noop)
@@ -422,16 +426,19 @@ def test_definition_order_with_max_concurrent_one(executor, backend, tmp_path):
     box.add_step("inner_a", func=noop)
     flow.add_step("mid", func=noop, requires=((first, S.success),))
     flow.add_step("omega", func=noop)
+    # SPEC 2.7: first ready, first started; ready together: definition order. zeta, alpha,
+    # box and omega are ready at the start; mid when zeta ends; box's steps when box starts
+    # (after alpha ended), its second iteration's when the first ends.
     expected = [
         "zeta/1:active",
         "alpha/1:active",
         "box/1:active",
+        "omega/1:active",
+        "mid/1:active",
         "box_inner_b/1.1:active",
         "box_inner_a/1.1:active",
         "box_inner_b/1.2:active",
         "box_inner_a/1.2:active",
-        "mid/1:active",
-        "omega/1:active",
     ]
     for _ in range(2):  # deterministic: the same order every time
         run = run_core(flow, backend, max_concurrent=1)

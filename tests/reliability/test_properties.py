@@ -98,13 +98,17 @@ def check_against_model(observed: Observed, model: flowgen.Expected, executor: s
         assert not observed.stopping
         return
     # A failure may have stopped the run. Steps that started end as the model says; a
-    # container cut short ends failure; a node that never started is left ready or unmarked.
+    # container cut short ends failure; a node of a begun iteration that never started ends
+    # skipped, saying why; nodes of iterations never begun stay unmarked. No node is left
+    # ready or active.
+    errors = {(r.key.path, r.key.sequence): r.error for r in observed.records}
     for key, status in observed.status.items():
         assert key in model.status, f"{executor}: {key} ran, but the model never reaches it"
         want = model.status[key]
-        if status is S.ready:
+        if status is S.skipped and want is not S.skipped:
             assert want in (S.success, S.failure), (executor, key, status, want)
             assert observed.stopping, f"{executor}: {key} was ready but never started"
+            assert "not started" in (errors[key] or ""), (executor, key, errors[key])
         elif status.is_terminal():
             allowed = {want, S.failure} if model.kind[key] == "box" else {want}
             assert status in allowed, (executor, key, status, want)
