@@ -97,9 +97,13 @@ def interrupted(folder: Path) -> tuple[Path, str]:
     (folder / "stopped.py").write_text(textwrap.dedent(_INTERRUPTED), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.Popen(
-        [sys.executable, "stopped.py"], cwd=folder, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "stopped.py"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (folder / "started.txt").exists():
@@ -187,8 +191,10 @@ def chromium(program: str, profile: Path, *args: str, timeout: float = 120) -> s
     """Run headless Chromium with a private profile folder; its standard output."""
     done = subprocess.run(
         [program, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -198,10 +204,17 @@ def dump_dom(program: str, profile: Path, page: Path, fragment: str = "") -> str
     return chromium(program, profile, "--dump-dom", page.resolve().as_uri() + fragment)
 
 
-def screenshot(program: str, profile: Path, page: Path, png: Path, size: str = "1400,1000",
-               fragment: str = "") -> Path:  # fmt: skip
+def screenshot(
+    program: str, profile: Path, page: Path, png: Path, size: str = "1400,1000", fragment: str = ""
+) -> Path:
     """A PNG of the page as a window of ``size`` shows it."""
-    chromium(program, profile, f"--screenshot={png}", f"--window-size={size}",
-             "--hide-scrollbars", page.resolve().as_uri() + fragment)  # fmt: skip
+    chromium(
+        program,
+        profile,
+        f"--screenshot={png}",
+        f"--window-size={size}",
+        "--hide-scrollbars",
+        page.resolve().as_uri() + fragment,
+    )
     assert png.is_file()
     return png

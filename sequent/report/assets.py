@@ -113,7 +113,8 @@ function drawTimeline(v,f){
       '<g class="lab"><rect class="labbg" width="'+L+'" height="'+h+'"/>'+
       (group&&!f.active?'<text class="tog" x="'+ind+'" y="'+(h-4)+'">'+(ln[4]?'\u25be':'\u25b8')+'</text>':'')+
       '<text class="label" x="'+(ind+12)+'" y="'+(h-4)+'"><title>'+tt+'</title>'+esc(f.active?ln[7]:ln[3])+'</text></g>');
-    if(kind==='container'||kind==='iteration'){var tall=kind==='container'?4:2;
+    if(ln[10]===null){}
+    else if(kind==='container'||kind==='iteration'){var tall=kind==='container'?4:2;
       out.push('<rect class="span '+kind+' s-'+ln[8]+'" x="'+x(ln[10])+'" y="'+(h/2-tall/2)+'" width="'+w(ln[10],ln[11])+'" height="'+tall+'"><title>'+tt+'</title></rect>');}
     else if(kind==='step'){(ln[12]||[]).forEach(function(r){
         out.push('<rect class="retry" x="'+x(r[0])+'" y="3" width="'+w(r[0],r[1])+'" height="'+(h-6)+'"><title>'+esc(ln[7]+': failed try: '+r[2])+'</title></rect>');});

@@ -57,7 +57,10 @@ def build_report(store: Any, run_id: str) -> str:
     for attempt in view.attempts:
         number = attempt["attempt"]
         rows = timeline_rows(
-            view.nodes(number), view.events.get(number, []), marks=attempt_marks(view, number)
+            view.nodes(number),
+            view.events.get(number, []),
+            marks=attempt_marks(view, number),
+            tries=view.tries,
         )
         svg = timeline_svg(
             rows, attempt.get("started"), attempt.get("ended"), parents, prefix=f"t{number}"

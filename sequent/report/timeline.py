@@ -71,6 +71,7 @@ def timeline_rows(
     events: Iterable[Mapping[str, Any]],
     retry_delays: Mapping[str, float] | None = None,
     marks: Mapping[tuple[str, str], Mark] | None = None,
+    tries: Mapping[tuple[int, str, str], list[Try]] | None = None,
 ) -> list[Row]:
     """The rows of one attempt (``nodes`` of one attempt), in the order they started.
 
@@ -78,7 +79,7 @@ def timeline_rows(
     compatibility and not needed.
     """
     del retry_delays
-    tries = tries_of(events)
+    tries = tries if tries is not None else tries_of(events)
     marks = marks or {}
     rows = [
         _row(node, tries.get((node["attempt"], node["path"], node["sequence"]), []), marks)
@@ -244,8 +245,10 @@ def timeline_svg(
     t1 = max(times + ([end] if end else [])) if times or end else t0
     index = {line.id: number for number, line in enumerate(lines)}
 
-    def at(moment: float | None) -> float:
-        return round((moment if moment is not None else t1) - t0, 4)
+    def at(moment: float | None, default: float | None = t1) -> float | None:
+        """Seconds from ``t0``; a missing end is the attempt's end, a missing start None."""
+        moment = moment if moment is not None else default
+        return round(moment - t0, 4) if moment is not None else None
 
     data = []
     for line, is_open in zip(lines, default_open(lines), strict=True):
@@ -259,7 +262,7 @@ def timeline_svg(
             int(line.problem),
         ]
         if row is None:
-            item += ["iteration", "", "", "", at(line.start), at(line.end)]
+            item += ["iteration", "", "", "", at(line.start, None), at(line.end)]
         else:
             kind = "container" if row.container else "step" if row.executed else "mark"
             draw = row.end or row.start if kind == "mark" else row.start
@@ -268,7 +271,7 @@ def timeline_svg(
                 f"{row.key.path}/{row.key.sequence}",
                 row.status,
                 row.mark.value if row.mark else "",
-                at(draw),
+                at(draw, None),
                 at(row.end),
             ]
             item.append([[at(a), at(b), first_line(e)] for a, b, e in row.retries])
