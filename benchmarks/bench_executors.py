@@ -5,7 +5,7 @@
 For each executor it measures, on a step that does nothing:
 
 - ``raw``: the underlying executor's own submit-and-wait round trip (``ProcessPoolExecutor``
-  for process, loky's reusable executor, a Dask ``Client`` on the same kind of local cluster);
+  for process, the backend's own loky pool, a Dask ``Client`` on the same kind of local cluster);
 - ``backend``: sequent's backend alone, ``submit(task).result()`` (pickling the step and its
   outcome, the worker-side wrapper with its log capture);
 - ``flow``: a whole ``flow.run()`` of N independent steps at ``max_concurrent=1``, divided by N:
@@ -101,7 +101,7 @@ def measure(name: str, steps: int, logdir: str) -> dict[str, float]:
         raw: Callable[[], Any] = lambda: pool.submit(noop).result()  # noqa: E731
     elif name == "loky":
         backend = create_backend("loky", max_workers=1)
-        loky_pool = backend._executor()  # loky's reusable executor, as the backend asks for it
+        loky_pool = backend._live_pool()  # the backend's own loky pool, used raw too
         raw = lambda: loky_pool.submit(noop).result()  # noqa: E731
     else:
         from sequent.executors.dask import DaskBackend

@@ -1,17 +1,33 @@
-"""The loky backend: steps run in loky's reusable pool of worker processes.
+"""The loky backend: steps run in a loky process pool that this backend owns.
 
-``loky.get_reusable_executor`` keeps one pool per thread and hands it to every flow that asks,
-so its workers stay warm across runs and flows. Steps travel with cloudpickle (functions of a
-script without a main guard and lambdas work; loky starts clean interpreters that do not run
-the main script again).
+Each backend starts its own ``loky.ProcessPoolExecutor`` on first use and shuts it down in
+``shutdown`` (``flow.close()``), so its workers stay warm across the flow's runs and end with
+it. Steps travel with cloudpickle (functions of a script without a main guard and lambdas work;
+loky starts clean interpreters that do not run the main script again).
+
+    orchestrator                                       loky worker (clean interpreter)
+    ────────────                                       ───────────────────────────────
+    submit(task) ──> pool.submit(_call, payload, token) ──> _call: slot[token] = pid
+       │                                                          execute(task) ──> Outcome
+    settle(inner) <── loky's result queue <──────────────────── pickled Outcome ─┘
+       │ a broken pool: was this step's worker the one that died? (slot pid, waitid)
+       ├─ yes: WorkerDied, its own failure
+       └─ no (a bystander loky stopped, or not started yet): resubmitted to a fresh pool
 
 Limits, and what this backend does about them:
 
-- **A worker that dies** (``os._exit``, SIGKILL, a segfault) breaks loky's executor: every
-  step in flight on it at that moment fails, not only the one whose worker died. Each such
-  step is reported as a ``WorkerDied`` failure that says so; the next step gets a fresh
-  executor (``get_reusable_executor`` replaces a broken one).
-- **Timeouts and interruption.** Killing a loky worker would break the executor as above, so
+- **Bound to the orchestrator's life.** Every worker watches the orchestrator's pid (a pidfd
+  on Linux, else its parent pid twice a second) from a thread started by the pool's
+  initializer; when the orchestrator dies, even by SIGKILL, the worker SIGKILLs the process
+  groups of its ``seq.Program`` children and itself. loky's resource tracker ends when the
+  last process holding its pipe (the orchestrator and the workers) is gone.
+- **A worker that dies** (``os._exit``, SIGKILL, a segfault) breaks loky's pool: loky fails
+  every step in flight and SIGKILLs the other workers. Only the step whose own worker died is
+  a ``WorkerDied`` failure; the others (their worker was still alive when the pool broke, or
+  they had not started) are resubmitted to a fresh pool, not counted as a try, with a warning
+  in the run's and the step's log. Such a bystander's body may have run partly before loky
+  stopped it. After ``RESUBMITS`` resubmissions a step fails with ``WorkerDied``.
+- **Timeouts and interruption.** Killing a loky worker would break the pool as above, so
   ``kill`` interrupts the step instead: every call records ``(token, pid)`` in a small
   memory-mapped table, and ``kill`` marks the token and sends SIGUSR1 to that worker. Its
   handler SIGKILLs the process groups of the step's ``seq.Program`` children and raises
@@ -19,15 +35,17 @@ Limits, and what this backend does about them:
   return to Python (a long computation inside an extension) runs on until it does; the core
   has recorded the timeout already and ignores its late outcome.
 
-Mutates only its own table file and the futures it hands out.
+Mutates only its own pool, table file and the futures it hands out.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import mmap
 import os
 import pickle
+import select
 import signal
 import struct
 import tempfile
@@ -36,16 +54,20 @@ import time
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
-from loky import get_reusable_executor
+from loky import ProcessPoolExecutor
 from loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
+from ..compiler import NodeKey
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
 from .process import dumps, export_environ
 from .worker import Outcome, Task, execute
 
+log = logging.getLogger("sequent")
+
 SLOTS = 1024
+RESUBMITS = 3  # how often a bystander of a broken pool is resubmitted before it fails
 _SLOT = struct.Struct("qqq")  # token, pid, kill requested
 
 
@@ -53,11 +75,27 @@ class StepKilled(BaseException):
     """Raised inside a loky step that was stopped on request (a timeout or an interruption)."""
 
 
+class _Call:
+    """One step's way through the pool: the outer future the core holds, and its tries."""
+
+    __slots__ = ("task", "payload", "outer", "token", "inner", "started", "resubmits")
+
+    def __init__(self, task: Task, payload: bytes) -> None:
+        self.task = task
+        self.payload = payload
+        self.outer: Future[Outcome] = Future()
+        self.outer.set_running_or_notify_cancel()
+        self.token = 0
+        self.inner: Future[Any] | None = None
+        self.started = time.time()
+        self.resubmits = 0
+
+
 class LokyBackend:
-    """Steps run in loky's reusable process pool (shared with other flows in this thread).
+    """Steps run in a loky process pool owned by this backend (shut down by ``shutdown``).
 
     ``max_workers`` sizes the pool (None: the number of CPUs); ``idle_timeout`` is how long
-    idle workers wait for work before loky stops them.
+    idle workers wait for work before loky stops them (the pool starts new ones on demand).
     """
 
     name = "loky"
@@ -74,7 +112,8 @@ class LokyBackend:
         self.idle_timeout = idle_timeout
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
-        self._running: dict[Future[Outcome], tuple[int, Future[Any]]] = {}
+        self._running: dict[Future[Outcome], _Call] = {}
+        self._pool: Any = None
         fd, self._table_path = tempfile.mkstemp(prefix="sequent-loky-", suffix=".slots")
         os.ftruncate(fd, SLOTS * _SLOT.size)
         self._table = mmap.mmap(fd, SLOTS * _SLOT.size)
@@ -82,41 +121,26 @@ class LokyBackend:
         self._closed = False
 
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
-        """Run ``task`` on the reusable executor; its death or breakage becomes an outcome."""
+        """Run ``task`` in the pool; its death or a breakage of the pool becomes an outcome."""
         if self._closed:
             raise ExecutorError("the loky executor was shut down; create a new flow")
-        payload = dumps(task)
-        token = next(self._tokens)
-        outer: Future[Outcome] = Future()
-        outer.set_running_or_notify_cancel()
-        try:
-            inner = self._executor().submit(_call, payload, token, self._table_path)
-        except (BrokenProcessPool, ShutdownExecutorError, RuntimeError):
-            inner = self._executor().submit(_call, payload, token, self._table_path)
+        call = _Call(task, dumps(task))
         with self._lock:
-            self._running[outer] = (token, inner)
-        started = time.time()
-
-        def settle(done: Future[Any]) -> None:
-            with self._lock:
-                self._running.pop(outer, None)
-            outer.set_result(_outcome(done, task, started))
-
-        inner.add_done_callback(settle)
-        return outer
+            self._running[call.outer] = call
+        self._send(call)
+        return call.outer
 
     def kill(self, future: Future[Outcome]) -> bool:
         """Interrupt the step behind ``future`` in its worker (see the module docstring)."""
         with self._lock:
-            entry = self._running.get(future)
-        if entry is None or self._closed:
+            call = self._running.get(future)
+        if call is None or call.inner is None or self._closed:
             return False
-        token, inner = entry
-        offset = (token % SLOTS) * _SLOT.size
+        offset = (call.token % SLOTS) * _SLOT.size
         slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
-        if slot_token != token or pid <= 0:
-            return inner.cancel()  # still queued in loky (or just finished)
-        _SLOT.pack_into(self._table, offset, token, pid, 1)
+        if slot_token != call.token or pid <= 0:
+            return call.inner.cancel()  # still queued in loky (or just finished)
+        _SLOT.pack_into(self._table, offset, call.token, pid, 1)
         try:
             os.kill(pid, signal.SIGUSR1)
         except ProcessLookupError:
@@ -124,42 +148,170 @@ class LokyBackend:
         return True
 
     def shutdown(self) -> None:
-        """Forget the pool (loky stops idle workers after ``idle_timeout``); remove the table."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop the pool's workers (and what their steps started); remove the table."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, kill_workers=True)
         self._table.close()
         try:
             os.unlink(self._table_path)
         except FileNotFoundError:
             pass
 
-    def _executor(self) -> Any:
-        return get_reusable_executor(max_workers=self.max_workers, timeout=self.idle_timeout)
+    # -- internals --------------------------------------------------------------------------
+
+    def _send(self, call: _Call) -> None:
+        """Submit one try of ``call`` to the pool (a fresh one if the last one broke)."""
+        call.token = next(self._tokens)
+        for _ in range(2):
+            pool = self._live_pool()
+            try:
+                call.inner = pool.submit(_call, call.payload, call.token, self._table_path)
+                break
+            except (BrokenProcessPool, ShutdownExecutorError, RuntimeError):
+                continue  # it broke between the check and the submit: take a new one
+        else:
+            self._settle(call, None)
+            return
+        call.inner.add_done_callback(lambda done: self._settle(call, done))
+
+    def _live_pool(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise ExecutorError("the loky executor was shut down; create a new flow")
+            pool = self._pool
+            if pool is None or pool._flags.broken or pool._flags.shutdown:
+                if pool is not None:
+                    pool.shutdown(wait=False)
+                pool = self._pool = ProcessPoolExecutor(
+                    max_workers=self.max_workers,
+                    timeout=self.idle_timeout,
+                    initializer=_bind_to_orchestrator,
+                    initargs=(os.getpid(),),
+                )
+            return pool
+
+    def _settle(self, call: _Call, done: Future[Any] | None) -> None:
+        """Resolve the step's future, or resubmit it if a broken pool stopped it as a bystander.
+
+        Runs in loky's thread while it fails the futures of a broken pool, before it kills the
+        remaining workers: a worker still alive then is not the one that died.
+        """
+        error = None if done is None else _broken(done)
+        if error is not None and not self._closed and call.resubmits < RESUBMITS:
+            if not self._own_death(call):
+                call.resubmits += 1
+                key = NodeKey(call.task.context.name, call.task.context.sequence)
+                log.warning(
+                    "[ Step %s ] loky stopped it because another of its workers died (%s); "
+                    "resubmitted to a fresh pool, not counted as a try",
+                    key,
+                    _first_line(error),
+                    extra={"sequent_node": key},
+                )
+                threading.Thread(target=self._send, args=(call,), daemon=True).start()
+                return
+        with self._lock:
+            self._running.pop(call.outer, None)
+        if not call.outer.done():
+            call.outer.set_result(_outcome(done, call))
+
+    def _own_death(self, call: _Call) -> bool:
+        """True when the worker that was running ``call`` has died (it broke the pool)."""
+        offset = (call.token % SLOTS) * _SLOT.size
+        slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
+        if slot_token != call.token or pid <= 0:
+            return False  # it had not started (or had finished): it was not running
+        return not _running_child(pid)
 
 
-def _outcome(done: Future[Any], task: Task, started: float) -> Outcome:
-    """The step's outcome, or a failure saying how the machinery failed it."""
+def _running_child(pid: int) -> bool:
+    """True while ``pid``, a worker process started here, has not exited (a zombie has)."""
     try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+    except ChildProcessError:
+        return False  # already reaped by loky: it died
+    except (AttributeError, OSError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _broken(done: Future[Any]) -> BaseException | None:
+    """The pool's breakage that failed ``done``, or None when it ended otherwise."""
+    if done.cancelled():
+        return None
+    error = done.exception()
+    return error if isinstance(error, BrokenProcessPool) else None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _outcome(done: Future[Any] | None, call: _Call) -> Outcome:
+    """The step's outcome, or a failure saying how the machinery failed it."""
+    context = call.task.context
+    try:
+        if done is None:
+            raise BrokenProcessPool("no loky pool would take the step")
         outcome: Outcome = pickle.loads(done.result())
         return outcome
     except CancelledError:
         why = "StepKilled: it was cancelled before it started"
     except BrokenProcessPool as exc:
         why = (
-            f"WorkerDied: a loky worker process died while step {task.context.name!r} "
-            f"(sequence {task.context.sequence}) was running ({exc}); loky fails every step "
-            f"running at that moment, so this step may not be the one whose worker died"
+            f"WorkerDied: the loky worker process running step {context.name!r} "
+            f"(sequence {context.sequence}) died ({' '.join(str(exc).split())})"
         )
+        if call.resubmits:
+            why += f"; it had been resubmitted {call.resubmits} times after other workers died"
     except BaseException as exc:  # noqa: BLE001 - the machinery's failure is the step's
         why = f"WorkerError: {type(exc).__name__}: {exc}"
-    return Outcome(status=StepStatus.failure, error=why, started=started, ended=time.time())
+    return Outcome(status=StepStatus.failure, error=why, started=call.started, ended=time.time())
 
 
 # -- the worker's side --------------------------------------------------------------------
 
 _tables: dict[str, mmap.mmap] = {}
 _current: list[Any] = [None]  # (table, offset, token, step id) of the call running here
+
+
+def _bind_to_orchestrator(orchestrator: int) -> None:
+    """The pool's initializer: end this worker (and its programs) when the orchestrator dies.
+
+    A thread waits on a pidfd of the orchestrator (Linux 5.3+), or checks the parent pid
+    twice a second elsewhere, then SIGKILLs the step's program groups and this worker.
+    """
+    if os.getppid() != orchestrator:
+        _die()
+    try:
+        watch: int | None = os.pidfd_open(orchestrator)
+    except (AttributeError, OSError):
+        watch = None
+    if os.getppid() != orchestrator:  # it died before the pidfd was opened
+        _die()
+
+    def wait() -> None:
+        if watch is not None:
+            select.select([watch], [], [])
+        else:
+            while os.getppid() == orchestrator:
+                time.sleep(0.5)
+        _die()
+
+    threading.Thread(target=wait, name="sequent-orchestrator-watch", daemon=True).start()
+
+
+def _die() -> None:
+    kill_programs()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _call(payload: bytes, token: int, table_path: str) -> bytes:

@@ -1,8 +1,8 @@
 """A worker process that dies or is killed fails its step, and the flow goes on by its rules.
 
 Death modes: ``os._exit``, SIGKILL, a segfault; on the process and the loky executors. The
-process executor fails only the step whose worker died and replaces the worker; loky fails every
-step in flight on its executor (documented), and says so.
+process executor fails only the step whose worker died and replaces the worker; loky breaks its
+whole pool, and sequent resubmits the steps that were only running beside the dead worker.
 """
 
 from __future__ import annotations
@@ -124,22 +124,42 @@ def test_process_death_fails_only_the_dying_step(mode, tmp_path):
         backend.shutdown()
 
 
-def test_loky_death_fails_every_step_in_flight_and_says_so(lend, tmp_path):
+@pytest.mark.parametrize("mode", ["exit", "sigkill", "segfault"])
+def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp_path, caplog):
+    """loky breaks its whole pool when one worker dies; the step running beside it in another
+    worker is resubmitted (not a try), and the independent branch after it runs on."""
     folder = tmp_path / "meet"
     folder.mkdir()
-    backend = lend("loky")
-    flow = new_flow(backend, tmp_path)
-    flow.add_step("doomed", func=die_with_company, args=(str(folder), "sigkill"))
-    flow.add_step("bystander", func=keep_company, args=(str(folder), 2.0))
-    run = run_core(flow, backend, max_concurrent=0)
-    assert run.status() == {"doomed/1": "failure", "bystander/1": "failure"}
-    error = run.record("bystander/1", S.failure).error
-    assert "WorkerDied: a loky worker process died while step 'bystander'" in error
-    assert "may not be the one whose worker died" in error
-    # a fresh executor takes the next step
-    again = new_flow(backend, tmp_path)
-    again.add_step("next", func=pid)
-    assert run_core(again, backend).status() == {"next/1": "success"}
+    from sequent.executors.loky import LokyBackend
+
+    backend = LokyBackend(max_workers=2)
+    try:
+        flow = new_flow(backend, tmp_path, stop_on_exception=False)
+        doomed = flow.add_step("doomed", func=die_with_company, args=(str(folder), mode))
+        bystander = flow.add_step("bystander", func=keep_company, args=(str(folder), 0.5))
+        flow.add_step("after", func=pid, requires=((bystander, S.success),))
+        flow.add_step("handler", func=pid, requires=((doomed, S.failure),))
+        with caplog.at_level("WARNING", logger="sequent"):
+            run = run_core(flow, backend, max_concurrent=0)
+        assert run.status() == {
+            "doomed/1": "failure",
+            "bystander/1": "success",
+            "after/1": "success",
+            "handler/1": "success",
+        }
+        error = run.record("doomed/1", S.failure).error
+        assert error.startswith("WorkerDied: the loky worker process running step 'doomed'")
+        assert EXPECTED["loky", mode] in error, error
+        # one try each: the resubmission is not a retry, and it is logged
+        assert [e for e in run.events() if e.startswith("bystander/1:")] == [
+            "bystander/1:ready",
+            "bystander/1:active",
+            "bystander/1:success",
+        ]
+        notes = [r.getMessage() for r in caplog.records if "resubmitted" in r.getMessage()]
+        assert len(notes) == 1 and notes[0].startswith("[ Step bystander/1 ] loky stopped it")
+    finally:
+        backend.shutdown()
 
 
 def test_process_pool_is_warm_one_worker_runs_consecutive_steps(tmp_path):
