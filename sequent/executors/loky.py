@@ -61,8 +61,8 @@ from ..compiler import NodeKey
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
-from .process import dumps, export_environ
-from .worker import Outcome, Task, execute
+from .process import dumps, export_environ, pack_outcome
+from .worker import Outcome, Task, describe, execute
 
 log = logging.getLogger("sequent")
 
@@ -273,7 +273,7 @@ def _outcome(done: Future[Any] | None, call: _Call) -> Outcome:
         if call.resubmits:
             why += f"; it had been resubmitted {call.resubmits} times after other workers died"
     except BaseException as exc:  # noqa: BLE001 - the machinery's failure is the step's
-        why = f"WorkerError: {type(exc).__name__}: {exc}"
+        why = f"WorkerError: {describe(exc)}"
     return Outcome(status=StepStatus.failure, error=why, started=call.started, ended=time.time())
 
 
@@ -336,7 +336,7 @@ def _call(payload: bytes, token: int, table_path: str) -> bytes:
     finally:
         _current[0] = None
         _SLOT.pack_into(table, offset, 0, 0, 0)
-    return dumps(outcome)
+    return pack_outcome(outcome)
 
 
 def _on_sigusr1(signum: int, frame: Any) -> None:

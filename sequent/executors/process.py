@@ -55,7 +55,7 @@ import cloudpickle
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
-from .worker import Outcome, Task, execute
+from .worker import Outcome, Task, describe, execute
 
 log = logging.getLogger("sequent")
 
@@ -393,7 +393,7 @@ def _loads(data: bytes, job: _Job) -> Outcome:
     try:
         outcome: Outcome = pickle.loads(data)
     except Exception as exc:
-        why = f"its outcome could not be read in the orchestrator ({type(exc).__name__}: {exc})"
+        why = f"its outcome could not be read in the orchestrator ({describe(exc)})"
         return _failure(job, "WorkerError", why)
     return outcome
 
@@ -467,36 +467,48 @@ def _serve(
         except (EOFError, OSError):
             return
         try:
-            task = pickle.loads(data)
-        except Exception as exc:
-            outcome = Outcome(
-                status=StepStatus.failure,
-                error=(
-                    f"WorkerError: the step could not be unpacked in the worker process "
-                    f"({type(exc).__name__}: {exc}); with start_method 'spawn' or 'forkserver' "
-                    f"what it uses must be importable there"
-                ),
-                pid=os.getpid(),
-            )
-        else:
-            export_environ(task)
-            outcome = execute(task, exported=True)
-        try:
-            payload = dumps(outcome)
-        except Exception as exc:
-            payload = pickle.dumps(
-                Outcome(
-                    status=StepStatus.failure,
-                    error=f"WorkerError: the step's outcome cannot be sent back ({exc})",
-                    started=outcome.started,
-                    ended=outcome.ended,
-                    pid=os.getpid(),
-                )
-            )
-        try:
-            conn.send_bytes(payload)
+            conn.send_bytes(pack_outcome(_run_one(data)))
         except OSError:
             return
+
+
+def _run_one(data: bytes) -> Outcome:
+    """Unpack and run one step in a worker; whatever happens becomes its outcome."""
+    try:
+        task = pickle.loads(data)
+    except Exception as exc:
+        return Outcome(
+            status=StepStatus.failure,
+            error=(
+                f"WorkerError: the step could not be unpacked in the worker process "
+                f"({describe(exc)}); with start_method 'spawn' or 'forkserver' "
+                f"what it uses must be importable there"
+            ),
+            pid=os.getpid(),
+        )
+    try:
+        export_environ(task)
+        return execute(task, exported=True)
+    except Exception as exc:  # noqa: BLE001 - the wrapper's own failure is the step's
+        return Outcome(
+            status=StepStatus.failure, error=f"WorkerError: {describe(exc)}", pid=os.getpid()
+        )
+
+
+def pack_outcome(outcome: Outcome) -> bytes:
+    """Pickle ``outcome`` for the orchestrator; one that cannot be becomes a plain failure."""
+    try:
+        return dumps(outcome)
+    except Exception as exc:  # noqa: BLE001 - never lose the step's end
+        return pickle.dumps(
+            Outcome(
+                status=StepStatus.failure,
+                error=f"WorkerError: the step's outcome cannot be sent back ({describe(exc)})",
+                started=outcome.started,
+                ended=outcome.ended,
+                pid=os.getpid(),
+            )
+        )
 
 
 def _reset_process_state() -> None:
@@ -539,4 +551,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-__all__ = ["ProcessBackend", "default_start_method", "dumps", "export_environ"]
+__all__ = [
+    "ProcessBackend",
+    "default_start_method",
+    "dumps",
+    "export_environ",
+    "pack_outcome",
+]

@@ -154,7 +154,7 @@ def execute(task: Task, *, exported: bool = False, environ: bool | None = None) 
             raise
         value = None
         status = StepStatus.failure
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     finally:
         if capture is not None:
@@ -177,6 +177,15 @@ def execute(task: Task, *, exported: bool = False, environ: bool | None = None) 
     )
 
 
+def describe(exc: BaseException) -> str:
+    """``Type: message`` for an exception, even one whose ``__str__`` raises."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # noqa: BLE001 - the step's exception is what matters
+        text = f"<the exception's __str__ raised {type(inner).__name__}>"
+    return f"{type(exc).__name__}: {text}"
+
+
 def _sendable(value: Any) -> tuple[Any, str | None]:
     """The value itself if it can travel back to the orchestrator, else an error saying why."""
     try:
@@ -184,6 +193,6 @@ def _sendable(value: Any) -> tuple[Any, str | None]:
     except Exception as exc:
         return None, (
             f"the step returned a {type(value).__name__} that cannot be sent back from the "
-            f"worker process ({type(exc).__name__}: {exc}); return plain data instead"
+            f"worker process ({describe(exc)}); return plain data instead"
         )
     return value, None
