@@ -18,6 +18,9 @@ from .context import current
 
 FORMAT = "[ %(asctime)s ][ %(levelname)s ][ %(message)s ]"
 
+#: ``extra=`` of the run's closing line: the run log takes it whatever its level (SPEC 3.7).
+CLOSING = {"sequent_closing": True}
+
 
 class SeedFormatter(logging.Formatter):
     """Formats ``[ time ][ LEVEL ][ message ]``; a traceback goes inside the brackets."""
@@ -103,6 +106,17 @@ class StepRouter(logging.Handler):
         super().close()
 
 
+class _AtLevelOrClosing(logging.Filter):
+    """Passes records at ``level`` or above, and the run's closing line at any level."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or getattr(record, "sequent_closing", False)
+
+
 class RunLogging:
     """Attach the run's handlers to the root logger while a run goes on; detach them after.
 
@@ -123,7 +137,7 @@ class RunLogging:
         self.folder.mkdir(parents=True, exist_ok=True)
         formatter = SeedFormatter()
         file_handler = logging.FileHandler(self.run_log, encoding="utf-8")
-        file_handler.setLevel(self.level)
+        file_handler.addFilter(_AtLevelOrClosing(self.level))
         file_handler.setFormatter(formatter)
         self.handlers.append(file_handler)
         if not root.handlers:

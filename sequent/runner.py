@@ -18,7 +18,7 @@ import cloudpickle
 from .compiler import NodeSpec, Plan, StepDef
 from .errors import NotSendableError
 from .executors import RunOptions, Scheduler, create_backend
-from .logs import RunLogging, run_log_dir
+from .logs import CLOSING, RunLogging, run_log_dir
 from .status import RunMode, StepStatus
 from .store import open_store
 
@@ -103,12 +103,16 @@ def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
         if settle is not None and flow.run_mode is RunMode.recover:
             settle(session.run_id)  # steps its dead orchestrator left running: never twice at once
         scheduler = Scheduler(plan, backend, recorder, options, previous=session.previous)
+        result = False
         try:
             result = scheduler.run()
         finally:
-            session.finish(scheduler.state.result() and not scheduler._halted)
-        _summary(scheduler)
-        log.info("Processing finished with: %s", "success" if result else "failure")
+            try:
+                session.finish(scheduler.state.result() and not scheduler._halted)
+            finally:  # the run log ends with the result even when the store failed
+                _summary(scheduler)
+                word = "success" if result else "failure"
+                log.info("Processing finished with: %s", word, extra=CLOSING)
     if scheduler.interrupted_by:
         _redeliver(scheduler.interrupted_by)
     return result

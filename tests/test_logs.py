@@ -174,3 +174,18 @@ def test_a_recover_logs_into_the_same_run_folder(tmp_path):
     ]
     assert finished == ["Processing finished with: failure", "Processing finished with: success"]
     assert records((folder / "maybe@1.log").read_text())[-1] == ("INFO", "worked")
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR])
+@pytest.mark.parametrize("works", [True, False])
+def test_the_run_log_always_ends_with_the_closing_line(level, works, make_flow, tmp_path):
+    """SPEC 3.7: whatever ``logging_level`` filters, the run log's last line is the result."""
+    flow = make_flow("serial", name="closing", logging_level=level)
+    flow.add_step("a", func=by_env_logger if works else fails, args=("a",))
+    assert flow.run() is works
+    folder = run_log_dir(tmp_path / "logs", "closing", flow.run_id)
+    run_log = records((folder / "run.log").read_text())
+    word = "success" if works else "failure"
+    assert run_log[-1] == ("INFO", f"Processing finished with: {word}")
+    if level >= logging.WARNING:  # the level still filters everything else
+        assert all(found != "INFO" for found, _ in run_log[:-1]), run_log
