@@ -1,15 +1,97 @@
-"""The thread backend: steps run in a pool of threads of the orchestrating process."""
+"""The thread backend: steps run in a pool of daemon threads of the orchestrating process.
+
+The threads are daemons, unlike ``concurrent.futures.ThreadPoolExecutor``'s (which Python
+joins at exit): a step abandoned by a timeout or an interruption never keeps the process from
+ending. SIGINT then ends a thread run as SIGTERM does: the run is recorded, ``run()`` raises
+``KeyboardInterrupt``, and the process exits without waiting for the abandoned steps.
+"""
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Executor, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
 
 from .base import ExecutorBackend
 
+_STOP = None
+
+
+class DaemonThreadPool(Executor):
+    """Mutates its queue and threads: runs calls in up to ``max_workers`` daemon threads.
+
+    A thread starts when a call arrives and no thread is free for it (up to the limit);
+    threads live until ``shutdown``.
+    """
+
+    def __init__(self, max_workers: int, name: str = "sequent-step") -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._queued = 0  # calls put in the queue and not yet taken by a thread
+        self._waiting = 0  # threads waiting for a call (or about to)
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a thread pool that was shut down")
+            self._queue.put((future, fn, args, kwargs))
+            self._queued += 1
+            if self._queued > self._waiting and len(self._threads) < self.max_workers:
+                self._waiting += 1
+                thread = threading.Thread(
+                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    item[0].cancel()
+        for _ in threads:
+            self._queue.put(_STOP)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            with self._lock:
+                self._waiting -= 1
+                self._queued -= 1
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - the caller reads it from the future
+                    future.set_exception(exc)
+            del item, future, fn, args, kwargs  # do not keep the last call's values alive
+            with self._lock:
+                self._waiting += 1
+
 
 class ThreadBackend(ExecutorBackend):
-    """Steps run in threads; a timed-out step is abandoned (a thread cannot be killed)."""
+    """Steps run in daemon threads; a timed-out step is abandoned (a thread cannot be killed)."""
 
     name = "thread"
 
@@ -19,7 +101,7 @@ class ThreadBackend(ExecutorBackend):
         self.max_workers = max(max_workers or 0, 32, (os.cpu_count() or 1) + 4)
 
     def create(self) -> Executor:
-        return ThreadPoolExecutor(self.max_workers, thread_name_prefix="sequent-step")
+        return DaemonThreadPool(self.max_workers)
 
     def shutdown(self) -> None:
         if self._executor is not None:

@@ -3,7 +3,8 @@ a recover finishes the work.
 
 After recording, the signal goes to the handler that was there before the run: by default
 SIGTERM ends the process (a running thread step is abandoned with it) and SIGINT raises
-KeyboardInterrupt; an application's own handler is called instead and ``run()`` returns False.
+KeyboardInterrupt (the process then exits without waiting for an abandoned thread step); an
+application's own handler is called instead and ``run()`` returns False.
 """
 
 from __future__ import annotations
@@ -88,12 +89,17 @@ def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
     assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
 
 
-def test_sigint_raises_keyboard_interrupt_after_recording(folder):
+@pytest.mark.parametrize("executor", ["thread", "process", "loky"])
+def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, executor):
+    """SIGINT while a step runs: the run is recorded and ends within 2 s (KeyboardInterrupt
+    from ``run()``); a thread step cannot be stopped but no longer keeps the process alive."""
     store = folder / "interrupt.run.db"
-    process = start("interrupt", "restart", store, folder, SLOW="1")
+    process = start("interrupt", "restart", store, folder, EXECUTOR=executor)
     _wait_for(folder / "slow.started", process)
     process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
     status, out, err = finish(process, timeout=30)
+    assert time.monotonic() - signalled < 2.0, f"the run took {time.monotonic() - signalled} s"
     assert status != 0
     assert "KeyboardInterrupt" in err
     assert "result=" not in out
@@ -101,14 +107,25 @@ def test_sigint_raises_keyboard_interrupt_after_recording(folder):
     assert run["result"] is False
     assert nodes["slow"]["status"] == "interrupted"
     assert nodes["slow"]["error"] == "interrupted by SIGINT"
-    # The thread step could not be stopped: it finished while Python was exiting, and what it
-    # returned was not recorded (the run had ended).
-    assert (folder / "slow.started.done").exists()
+    assert not (folder / "slow.started.done").exists()  # the step did not run to its end
     assert query(store, "SELECT status FROM events WHERE path = 'slow' ORDER BY attempt, seq") == [
         ("ready",),
         ("active",),
         ("interrupted",),
     ]
+    (log,) = (folder / "logs" / "interrupt").glob("*/run.log")
+    assert log.read_text().rstrip().endswith("Processing finished with: failure ]")
+
+    status, out, err = finish(start("interrupt", "recover", store, folder, SLOW="0"))
+    assert status == 0, err
+    run, nodes = _nodes(store)
+    assert run["result"] is True
+    assert {path: row["status"] for path, row in nodes.items()} == {
+        "quick": "success",
+        "slow": "success",
+        "after": "success",
+    }
+    assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
 
 
 def test_an_application_handler_gets_the_signal_and_run_returns_false(folder):
