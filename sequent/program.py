@@ -2,7 +2,8 @@
 
 The program runs in its own process group (a new session), with the step context's
 ``SEQUENT_*``/``EVENTOR_*`` variables in its environment. Its stdout and stderr are logged line
-by line through the step's logger, so they reach the step's log on every executor. Exit status
+by line through the step's logger as they arrive, so they reach the step's log on every
+executor; a line longer than ``MAX_LINE`` (64 KiB) is logged in pieces of that size. Exit status
 0 is success; anything else raises ``ProgramError`` with the status and the tail of stderr. On
 the program's own ``timeout``, or when the step is interrupted or killed, the whole group is
 stopped (SIGTERM, then SIGKILL after ``grace`` seconds).
@@ -33,6 +34,9 @@ from .errors import DefinitionError, DefinitionTypeError
 StepId = tuple[str, str, str, int]
 
 _TAIL_LINES = 20
+#: The longest line of a program's output logged as one record (bytes); longer lines are
+#: logged in pieces of this size.
+MAX_LINE = 64 * 1024
 _lock = threading.RLock()  # reentrant: kill_programs may run in a signal handler
 _running: dict[int, StepId | None] = {}  # process group id -> the step attempt that started it
 
@@ -211,11 +215,15 @@ def _pump(
 
 
 class _Output:
-    """Splits a program's output into lines and logs each; keeps the tail of stderr."""
+    """Splits a program's output into lines and logs each; keeps the tail of stderr.
+
+    Linear in the output and bounded in memory: a line longer than ``MAX_LINE`` bytes is
+    logged in pieces of at most that size (cut before a UTF-8 character that would not fit).
+    """
 
     def __init__(self, log: logging.Logger) -> None:
         self.log = log
-        self.partial = {"stdout": b"", "stderr": b""}
+        self.partial = {"stdout": bytearray(), "stderr": bytearray()}
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
 
     def read(self, stream: Any, which: str) -> bool:
@@ -230,21 +238,41 @@ class _Output:
             if not chunk:
                 self.flush(which)
                 return False
-            *lines, self.partial[which] = (self.partial[which] + chunk).split(b"\n")
-            self.emit(which, lines)
+            self.feed(which, chunk)
+
+    def feed(self, which: str, chunk: bytes) -> None:
+        """Log the lines ``chunk`` completes, and the full pieces of an overlong line."""
+        pending = self.partial[which]
+        pieces = chunk.split(b"\n")
+        for number, piece in enumerate(pieces):
+            pending += piece
+            while len(pending) > MAX_LINE:
+                cut = _boundary(pending, MAX_LINE)
+                self.emit(which, pending[:cut])
+                del pending[:cut]
+            if number < len(pieces) - 1:
+                self.emit(which, pending)
+                pending.clear()
 
     def flush(self, which: str) -> None:
         """Log an unfinished last line."""
         if self.partial[which]:
-            self.emit(which, [self.partial[which]])
-            self.partial[which] = b""
+            self.emit(which, self.partial[which])
+            self.partial[which].clear()
 
-    def emit(self, which: str, lines: list[bytes]) -> None:
-        for raw in lines:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r")
-            if which == "stderr":
-                self.tail.append(line)
-            self.log.info("[%s] %s", which, line)
+    def emit(self, which: str, raw: bytes | bytearray) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if which == "stderr":
+            self.tail.append(line)
+        self.log.info("[%s] %s", which, line)
+
+
+def _boundary(data: bytearray, limit: int) -> int:
+    """Where to cut ``data`` at most ``limit`` bytes in, not inside a UTF-8 character."""
+    cut = limit
+    while cut > limit - 3 and data[cut] & 0xC0 == 0x80:  # a continuation byte
+        cut -= 1
+    return cut
 
 
 def _exit_watch(pid: int) -> int | None:
@@ -301,4 +329,11 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-__all__ = ["Program", "ProgramError", "ProgramTimeout", "kill_programs", "stop_group"]
+__all__ = [
+    "MAX_LINE",
+    "Program",
+    "ProgramError",
+    "ProgramTimeout",
+    "kill_programs",
+    "stop_group",
+]

@@ -51,7 +51,7 @@ import struct
 import tempfile
 import threading
 import time
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, wait
 from typing import Any
 
 from loky import ProcessPoolExecutor
@@ -61,6 +61,7 @@ from ..compiler import NodeKey
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
+from .logstream import LogSender, LogServer
 from .process import dumps, export_environ, pack_outcome
 from .worker import Outcome, Task, describe, execute
 
@@ -68,6 +69,7 @@ log = logging.getLogger("sequent")
 
 SLOTS = 1024
 RESUBMITS = 3  # how often a bystander of a broken pool is resubmitted before it fails
+KILL_WAIT = 2.0  # seconds ``kill`` waits for an interrupted step to end in its worker
 _SLOT = struct.Struct("qqq")  # token, pid, kill requested
 
 
@@ -114,6 +116,7 @@ class LokyBackend:
         self._lock = threading.Lock()
         self._running: dict[Future[Outcome], _Call] = {}
         self._pool: Any = None
+        self._logs: LogServer | None = None
         fd, self._table_path = tempfile.mkstemp(prefix="sequent-loky-", suffix=".slots")
         os.ftruncate(fd, SLOTS * _SLOT.size)
         self._table = mmap.mmap(fd, SLOTS * _SLOT.size)
@@ -145,6 +148,9 @@ class LokyBackend:
             os.kill(pid, signal.SIGUSR1)
         except ProcessLookupError:
             return False
+        # The step ends in its worker after it sent what it logged: wait for that (bounded),
+        # so those lines are in its log before the core records its end.
+        wait([call.inner], timeout=KILL_WAIT)
         return True
 
     def shutdown(self) -> None:
@@ -156,6 +162,8 @@ class LokyBackend:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, kill_workers=True)
+        if self._logs is not None:
+            self._logs.close()
         self._table.close()
         try:
             os.unlink(self._table_path)
@@ -170,7 +178,9 @@ class LokyBackend:
         for _ in range(2):
             pool = self._live_pool()
             try:
-                call.inner = pool.submit(_call, call.payload, call.token, self._table_path)
+                call.inner = pool.submit(
+                    _call, call.payload, call.token, self._table_path, self._logs_address()
+                )
                 break
             except (BrokenProcessPool, ShutdownExecutorError, RuntimeError):
                 continue  # it broke between the check and the submit: take a new one
@@ -178,6 +188,12 @@ class LokyBackend:
             self._settle(call, None)
             return
         call.inner.add_done_callback(lambda done: self._settle(call, done))
+
+    def _logs_address(self) -> str:
+        with self._lock:
+            if self._logs is None:
+                self._logs = LogServer().start()
+            return self._logs.address
 
     def _live_pool(self) -> Any:
         with self._lock:
@@ -203,7 +219,10 @@ class LokyBackend:
         """
         error = None if done is None else _broken(done)
         if error is not None and not self._closed and call.resubmits < RESUBMITS:
-            if not self._own_death(call):
+            dead = self._dead_worker(call)
+            if dead and self._logs is not None:
+                self._logs.drain(dead)  # what it logged before it died goes to its log first
+            elif not dead:
                 call.resubmits += 1
                 key = NodeKey(call.task.context.name, call.task.context.sequence)
                 log.warning(
@@ -220,13 +239,14 @@ class LokyBackend:
         if not call.outer.done():
             call.outer.set_result(_outcome(done, call))
 
-    def _own_death(self, call: _Call) -> bool:
-        """True when the worker that was running ``call`` has died (it broke the pool)."""
+    def _dead_worker(self, call: _Call) -> int:
+        """The pid of the worker that was running ``call`` if it died (it broke the pool),
+        else 0."""
         offset = (call.token % SLOTS) * _SLOT.size
         slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
         if slot_token != call.token or pid <= 0:
-            return False  # it had not started (or had finished): it was not running
-        return not _running_child(pid)
+            return 0  # it had not started (or had finished): it was not running
+        return 0 if _running_child(pid) else pid
 
 
 def _running_child(pid: int) -> bool:
@@ -314,10 +334,11 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _call(payload: bytes, token: int, table_path: str) -> bytes:
+def _call(payload: bytes, token: int, table_path: str, log_address: str | None = None) -> bytes:
     """Run one step in a loky worker, registered so the orchestrator can interrupt it.
 
-    Returns the pickled outcome (plain pickle where it suffices: cheaper than loky's own).
+    Its log records stream to the orchestrator's log server at ``log_address`` as they are
+    logged. Returns the pickled outcome (plain pickle where it suffices: cheaper than loky's).
     """
     table = _tables.get(table_path)
     if table is None:
@@ -329,13 +350,17 @@ def _call(payload: bytes, token: int, table_path: str) -> bytes:
     context = task.context
     step = (context.run_id, context.name, context.sequence, context.attempt)
     export_environ(task)
+    sender = LogSender.to(log_address)
+    sink = sender.sink(context) if sender is not None else None
     _SLOT.pack_into(table, offset, token, os.getpid(), 0)
     _current[0] = (table, offset, token, step)
     try:
-        outcome = execute(task, exported=True)
+        outcome = execute(task, exported=True, sink=sink)
     finally:
         _current[0] = None
         _SLOT.pack_into(table, offset, 0, 0, 0)
+        if sender is not None:
+            sender.finish()
     return pack_outcome(outcome)
 
 

@@ -55,6 +55,7 @@ import cloudpickle
 from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
+from .logstream import LogSender, LogServer
 from .worker import Outcome, Task, describe, execute
 
 log = logging.getLogger("sequent")
@@ -126,6 +127,7 @@ class ProcessBackend:
         self._reader: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._logs: LogServer | None = None
         self._closed = False
 
     # -- the orchestrator's side ------------------------------------------------------------
@@ -171,6 +173,7 @@ class ProcessBackend:
             if process.exitcode is None:  # stuck where the SIGTERM handler cannot run
                 _signal_group(process, signal.SIGKILL)
                 process.join()
+            self._drain(process.pid)  # what it logged before is in its log before its end
             self._wake()
             return True
 
@@ -202,6 +205,8 @@ class ProcessBackend:
         self._workers.clear()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._logs is not None:
+            self._logs.close()
         atexit.unregister(self.shutdown)
 
     # -- pool internals (called with the lock held) -----------------------------------------
@@ -210,9 +215,12 @@ class ProcessBackend:
         return sum(1 for w in self._workers if w.job is not None or w.killed)
 
     def _start_pool(self) -> None:
-        """Start the first workers, then the reader thread (so they fork a one-thread process)."""
+        """Start the first workers, then the reader and log threads (so they fork a process
+        of one thread)."""
+        self._logs = LogServer()
         for _ in range(self.max_workers or min(os.cpu_count() or 1, 4)):
             self._spawn()
+        self._logs.start()
         atexit.register(self.shutdown)  # before multiprocessing joins its children at exit
         self._reader = threading.Thread(target=self._read, name="sequent-process-reader")
         self._reader.daemon = True
@@ -223,7 +231,7 @@ class ProcessBackend:
         inherited: tuple[int, ...] = ()
         if self.start_method == "fork":  # the child must not hold its siblings' pipe ends
             siblings = (w.conn.fileno() for w in self._workers)
-            inherited = (self._wake_r, self._wake_w, ours.fileno(), *siblings)
+            inherited = (self._wake_r, self._wake_w, ours.fileno(), *siblings, *self._log_fds)
         # Linux ties a worker's parent-death signal to the thread that starts it. The main
         # thread lasts as long as the process and the reader thread as long as the pool; a
         # worker started by another thread would be killed when that thread ends, failing a
@@ -237,6 +245,7 @@ class ProcessBackend:
                 0 if self.start_method == "forkserver" else os.getpid(),
                 inherited,
                 watch,
+                self._log_address,
             ),
             name="sequent-worker",
             daemon=False,
@@ -246,6 +255,19 @@ class ProcessBackend:
         worker = _Worker(process, ours)
         self._workers.append(worker)
         return worker
+
+    @property
+    def _log_address(self) -> str | None:
+        """Where workers send their steps' log records as they are logged."""
+        return self._logs.address if self._logs is not None else None
+
+    @property
+    def _log_fds(self) -> tuple[int, ...]:
+        return self._logs.fds() if self._logs is not None else ()
+
+    def _drain(self, pid: int | None) -> None:
+        if self._logs is not None and pid:
+            self._logs.drain(pid)
 
     def _feed(self, worker: _Worker) -> None:
         """Give an idle worker the oldest queued job that was not cancelled."""
@@ -329,6 +351,7 @@ class ProcessBackend:
             _signal_group(process, signal.SIGKILL)
             process.join()
         _signal_group(process, signal.SIGKILL)  # children its step left in the group
+        self._drain(process.pid)
         job = worker.job
         if job is not None and not worker.killed and worker.conn.poll():
             try:  # it sent its outcome just before it died: the step itself finished
@@ -442,7 +465,11 @@ def _signal_group(process: Any, signum: int) -> None:
 
 
 def _serve(
-    conn: connection.Connection, parent: int, inherited: tuple[int, ...] = (), watch: bool = True
+    conn: connection.Connection,
+    parent: int,
+    inherited: tuple[int, ...] = (),
+    watch: bool = True,
+    log_address: str | None = None,
 ) -> None:
     """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF.
 
@@ -467,13 +494,17 @@ def _serve(
         except (EOFError, OSError):
             return
         try:
-            conn.send_bytes(pack_outcome(_run_one(data)))
+            conn.send_bytes(pack_outcome(_run_one(data, log_address)))
         except OSError:
             return
 
 
-def _run_one(data: bytes) -> Outcome:
-    """Unpack and run one step in a worker; whatever happens becomes its outcome."""
+def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
+    """Unpack and run one step in a worker; whatever happens becomes its outcome.
+
+    Its log records stream to the orchestrator's log server at ``log_address`` as they are
+    logged (inside the outcome where there is none).
+    """
     try:
         task = pickle.loads(data)
     except Exception as exc:
@@ -486,13 +517,18 @@ def _run_one(data: bytes) -> Outcome:
             ),
             pid=os.getpid(),
         )
+    sender = LogSender.to(log_address)
     try:
         export_environ(task)
-        return execute(task, exported=True)
+        sink = sender.sink(task.context) if sender is not None else None
+        return execute(task, exported=True, sink=sink)
     except Exception as exc:  # noqa: BLE001 - the wrapper's own failure is the step's
         return Outcome(
             status=StepStatus.failure, error=f"WorkerError: {describe(exc)}", pid=os.getpid()
         )
+    finally:
+        if sender is not None:
+            sender.finish()
 
 
 def pack_outcome(outcome: Outcome) -> bytes:

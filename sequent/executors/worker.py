@@ -54,10 +54,14 @@ class Outcome:
 
 
 class _Capture:
-    """The records one step emits in a worker process, as plain picklable dicts."""
+    """The records one step emits in a worker process, as plain picklable dicts.
 
-    def __init__(self) -> None:
+    They are kept (to travel inside the outcome), or handed to ``sink`` as they are logged.
+    """
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.records: list[dict[str, Any]] = []
+        self.sink = sink if sink is not None else self.records.append
 
     def add(self, record: logging.LogRecord) -> None:
         try:
@@ -67,7 +71,7 @@ class _Capture:
         exc_text = None
         if record.exc_info:
             exc_text = "".join(traceback.format_exception(*record.exc_info))
-        self.records.append(
+        self.sink(
             {
                 "name": record.name,
                 "levelno": record.levelno,
@@ -107,8 +111,10 @@ class _Router(logging.Handler):
             for each in list(self.captures.values()):
                 each.add(record)
 
-    def start(self, context: StepContext) -> _Capture:
-        capture = _Capture()
+    def start(
+        self, context: StepContext, sink: Callable[[dict[str, Any]], None] | None = None
+    ) -> _Capture:
+        capture = _Capture(sink)
         root = logging.getLogger()
         with self.guard:
             if not self.captures:
@@ -132,7 +138,13 @@ class _Router(logging.Handler):
 _ROUTER = _Router()
 
 
-def execute(task: Task, *, exported: bool = False, environ: bool | None = None) -> Outcome:
+def execute(
+    task: Task,
+    *,
+    exported: bool = False,
+    environ: bool | None = None,
+    sink: Callable[[dict[str, Any]], None] | None = None,
+) -> Outcome:
     """Call ``task.func(*task.args, **task.kwargs)`` as ``task.context``; return its Outcome.
 
     ``exported``: the caller (a dedicated worker process) has put the step's variables in the
@@ -140,10 +152,12 @@ def execute(task: Task, *, exported: bool = False, environ: bool | None = None) 
     export them around the call (default: for a remote step not ``exported``); a worker process
     that runs several steps at once in threads passes False, since ``os.environ`` is shared by
     all of them (its program steps still get their own variables, in the child's environment).
+    ``sink``: where a remote step's log records go as they are logged (by default they travel
+    inside the outcome).
     """
     if environ is None:
         environ = task.remote and not exported
-    capture = _ROUTER.start(task.context) if task.remote else None
+    capture = _ROUTER.start(task.context, sink) if task.remote else None
     started = time.time()
     try:
         with entered(task.context, set_environ=environ):
