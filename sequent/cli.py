@@ -397,8 +397,11 @@ def show(run_id: str, store: str, as_json: bool) -> None:
             run_row = opened.run(run_id)
             attempts = opened.attempts(run_id)
             marked = marked_nodes(opened, run_id)
+            workers = opened.workers(run_id) if hasattr(opened, "workers") else {}
         except SequentError as exc:
             raise UsageProblem(str(exc)) from exc
+    for node, _ in marked:
+        node["worker"] = workers.get((node["attempt"], node["path"], node["sequence"]))
     nodes = [{**node, "mark": mark.value} for node, mark in marked]
     if as_json:
         click.echo(
@@ -434,8 +437,10 @@ def show(run_id: str, store: str, as_json: bool) -> None:
                 str(node.get("retry") or 0),
                 error[-1][:120] if error else "",
             ]
+            + ([node.get("worker") or ""] if workers else [])
         )
-    _table(["node", "status", "attempt", "started", "ended", "seconds", "retries", "error"], rows)
+    headers = ["node", "status", "attempt", "started", "ended", "seconds", "retries", "error"]
+    _table(headers + (["worker"] if workers else []), rows)
 
 
 @cli.command()

@@ -153,6 +153,19 @@ class Reader(Database):
             _node_row,
         )
 
+    def workers(self, run_id: str) -> dict[tuple[int, str, str], str]:
+        """The Dask worker (``name address``) that ran each ``(attempt, path, sequence)`` of run
+        ``run_id`` last, for the step instances that ran on one."""
+        self.run(run_id)
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT attempt, path, sequence, worker FROM events "
+                "WHERE run_id = ? AND worker IS NOT NULL ORDER BY attempt, seq",
+                (run_id,),
+            ).fetchall()
+        )
+        return {(attempt, path, sequence): worker for attempt, path, sequence, worker in rows}
+
     def structure(self, run_id: str, attempt: int | None = None) -> dict[str, Any]:
         """The compiled flow an attempt ran (default: the latest), with run-time expansions.
 

@@ -108,6 +108,7 @@ class SqliteSession:
         }
         self._events: list[tuple[Any, ...]] = []
         self._expansions: list[tuple[Any, ...]] = []
+        self._workers: list[tuple[int, str]] = []  # (index in _events, Dask worker)
         self._seq = 0  # the seq of the next event to commit
 
     def node(
@@ -135,7 +136,10 @@ class SqliteSession:
         value, value_format = (
             encode_value(outcome.value) if outcome.status is _SUCCESS else (None, None)
         )
-        if error is None and outcome.error is None and not outcome.traceback and not replayed:
+        worker = getattr(outcome, "worker", None)
+        if worker:  # the Dask worker that ran it, set by the UPDATE that follows the INSERT
+            self._workers.append((len(self._events), worker))
+        elif error is None and outcome.error is None and not outcome.traceback and not replayed:
             self._events.append(
                 (path, sequence, kind, _VALUES[status], time.time(), retry,
                  outcome.started or None, outcome.ended or None, outcome.pid or None,
@@ -171,7 +175,7 @@ class SqliteSession:
         events = self._events
         if not events and not self._expansions:
             return
-        if self._expansions or len(events) > _ONE_STATEMENT_ROWS:
+        if self._expansions or self._workers or len(events) > _ONE_STATEMENT_ROWS:
             self.store._write(self._write_buffers)
         else:
             # The common round: one INSERT of a few rows, its own transaction, so committing
@@ -195,6 +199,14 @@ class SqliteSession:
                 for offset, event in enumerate(self._events)
             ],
         )
+        if self._workers:
+            conn.executemany(
+                "UPDATE events SET worker = ? WHERE run_id = ? AND attempt = ? AND seq = ?",
+                [
+                    (worker, self.run_id, self.attempt, self._seq + offset)
+                    for offset, worker in self._workers
+                ],
+            )
 
     def _clear(self) -> None:
         # Only after the commit: a transaction retried (another writer held the lock) or
@@ -202,6 +214,7 @@ class SqliteSession:
         self._seq += len(self._events)
         self._events.clear()
         self._expansions.clear()
+        self._workers.clear()
 
     def finish(self, result: bool) -> None:
         """Commit what is buffered and close the attempt and the run with ``result``."""

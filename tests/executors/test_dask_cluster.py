@@ -22,9 +22,11 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from click.testing import CliRunner
 from daskcluster import Cluster, wait_for
 
 import sequent as seq
+from sequent.cli import cli
 from sequent.errors import ClusterError, UnknownHostError
 from sequent.store import open_store
 
@@ -276,6 +278,10 @@ def test_hosts_by_name_address_host_name_and_ip_land_on_those_workers(live, tmp_
     finally:
         flow.close()
     found = values(flow.store_path, flow.run_id)
+    shown = CliRunner().invoke(cli, ["show", flow.run_id, "--store", flow.store_path])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.output.splitlines() if line.startswith("by_name/1"))
+    assert f"w1 {by_name['w1']['address']}" in line
     assert found[("by_name", "1")] == "w1"
     assert found[("by_address", "1")] == "w2"
     for path in ("by_host_name", "by_ip", "by_localhost"):
@@ -307,6 +313,41 @@ def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
     assert nodes["now"]["status"] == "success"
     assert nodes["later"]["status"] == "failure"
     assert "no worker matching hosts=['w9'] joined within 1 s" in nodes["later"]["error"]
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+
+
+def sleeper(seconds: float) -> str:
+    time.sleep(seconds)
+    return where()
+
+
+def test_a_timeout_counts_from_the_start_on_the_worker_not_the_submission(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    for number in range(3):  # w1 has two threads: the third waits for one, then runs 1.5 s
+        flow.add_step(f"queued{number}", func=sleeper, args=(1.5,), hosts=["w1"], timeout=2.5)
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    nodes = open_store(flow.store_path).nodes(flow.run_id)
+    assert [n["status"] for n in nodes] == ["success"] * 3
+    started = sorted(n["started"] for n in nodes)
+    assert started[2] - started[0] >= 1.4  # the third started when a thread came free
+
+
+def test_a_python_step_that_times_out_is_recorded_at_its_timeout(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    flow.add_step("slow", func=sleeper, args=(4,), timeout=0.5, hosts=["w2"])
+    began = time.monotonic()
+    try:
+        assert flow.run() is False
+    finally:
+        flow.close()
+    assert time.monotonic() - began < 3.5  # not after the body's 4 s
+    (node,) = open_store(flow.store_path).nodes(flow.run_id)
+    assert node["error"] == "TimeoutError: step 'slow' timed out after 0.5 s"
 
 
 # -- connecting -------------------------------------------------------------------------------
