@@ -91,6 +91,14 @@ class RunOptions:
     handle_signals: bool = True
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised in a step running in the scheduler's thread (serial) when a signal arrives."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 class _Attempt:
     __slots__ = ("key", "spec", "number", "future", "token")
 
@@ -174,8 +182,8 @@ class Scheduler:
                     continue
                 self._wait()
                 self._absorb()
-        except KeyboardInterrupt:
-            self._interrupt("KeyboardInterrupt")
+        except KeyboardInterrupt as exc:
+            self._interrupt(getattr(exc, "signal_name", "KeyboardInterrupt"))
         finally:
             restore()
         for key, outcome in self._retry_wait.items():  # stopped during a retry's back-off
@@ -498,10 +506,13 @@ class Scheduler:
             threading.main_thread()
         ):
             return lambda: None
-        events = self.events
+        events, backend = self.events, self.backend
 
         def on_signal(signum: int, frame: Any) -> None:
-            events.put(("signal", signal.Signals(signum).name))
+            name = signal.Signals(signum).name
+            events.put(("signal", name))
+            if getattr(backend, "running_inline", False):
+                raise Interrupted(name)  # a serial step runs in this thread: stop it there
 
         saved = {}
         for signum in (signal.SIGINT, signal.SIGTERM):

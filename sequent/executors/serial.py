@@ -10,14 +10,23 @@ from .base import ExecutorBackend
 
 
 class InlineExecutor(Executor):
-    """A ``concurrent.futures.Executor`` that runs each call at once, in the submitting thread."""
+    """A ``concurrent.futures.Executor`` that runs each call at once, in the submitting thread.
+
+    ``busy`` is True while a call runs (a signal handler then interrupts the call itself).
+    """
+
+    def __init__(self) -> None:
+        self.busy = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
+        self.busy = True
         try:
             future.set_result(fn(*args, **kwargs))
         except Exception as exc:
             future.set_exception(exc)
+        finally:
+            self.busy = False
         return future
 
 
@@ -31,3 +40,8 @@ class SerialBackend(ExecutorBackend):
 
     def create(self) -> Executor:
         return InlineExecutor()
+
+    @property
+    def running_inline(self) -> bool:
+        """True while a step runs in the calling thread (the scheduler's own)."""
+        return isinstance(self._executor, InlineExecutor) and self._executor.busy

@@ -49,7 +49,7 @@ def _gone(pid: int, seconds: float = 10) -> bool:
     return False
 
 
-@pytest.mark.parametrize("executor", ["thread", "process"])
+@pytest.mark.parametrize("executor", ["serial", "thread", "process"])
 def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
     store = folder / "interrupt.run.db"
     process = start("interrupt", "restart", store, folder, EXECUTOR=executor)
@@ -89,10 +89,11 @@ def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
     assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
 
 
-@pytest.mark.parametrize("executor", ["thread", "process", "loky"])
+@pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
 def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, executor):
     """SIGINT while a step runs: the run is recorded and ends within 2 s (KeyboardInterrupt
-    from ``run()``); a thread step cannot be stopped but no longer keeps the process alive."""
+    from ``run()``); a thread step cannot be stopped but no longer keeps the process alive; a
+    serial step is interrupted where it runs (the signal raises inside it)."""
     store = folder / "interrupt.run.db"
     process = start("interrupt", "restart", store, folder, EXECUTOR=executor)
     _wait_for(folder / "slow.started", process)
