@@ -25,10 +25,13 @@ from sequent.report import build_report  # noqa: E402
 SHOTS = (
     ("report-header.png", "big", "", "1400,1900"),
     ("report-filter.png", "big", "#filter=failure", "1400,700"),
+    ("report-graph.png", "big-graph", "", "1400,1100"),
     ("report-seed.png", "seed", "", "1400,1500"),
     ("report-retries.png", "retries", "", "1400,900"),
     ("report-interrupted.png", "interrupted", "", "1400,900"),
 )
+
+GRAPH_ONLY = "body>header,nav.tools,p.legend,section.attempt,h2,.gridbox{display:none}"
 
 MAKERS = {
     "big": runs.big,
@@ -53,6 +56,10 @@ def main() -> None:
                 page = folder / f"{name}.html"
                 page.write_text(build_report(opened, run_id), encoding="utf-8")
             pages[name] = page
+        # the graph alone: the same page with everything but the graph hidden
+        text = pages["big"].read_text(encoding="utf-8")
+        pages["big-graph"] = folder / "big-graph.html"
+        pages["big-graph"].write_text(text.replace("</style>", GRAPH_ONLY + "</style>", 1))
         for file_name, which, fragment, size in SHOTS:
             target = HERE / file_name
             runs.screenshot(program, folder / "profile", pages[which], target, size, fragment)

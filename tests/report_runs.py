@@ -218,3 +218,26 @@ def screenshot(
     )
     assert png.is_file()
     return png
+
+
+def mark_by_hand(store: Path, run_id: str, key: tuple[str, str], status: str, who: str,
+                 reason: str) -> None:  # fmt: skip
+    """Record what ``sequent mark RUN STEP@SEQUENCE STATUS`` records: a new attempt holding one
+    event of ``key`` with ``marked_by`` and ``reason`` (written here with SQLite directly)."""
+    import sqlite3
+
+    now = time.time()
+    with sqlite3.connect(store) as conn:
+        (number,) = conn.execute(
+            "SELECT MAX(attempt) + 1 FROM attempts WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO attempts (run_id, attempt, mode, started, ended, result) "
+            "VALUES (?, ?, 'mark', ?, ?, NULL)",
+            (run_id, number, now, now),
+        )
+        conn.execute(
+            "INSERT INTO events (run_id, attempt, seq, path, sequence, kind, status, time, "
+            "marked_by, reason) VALUES (?, ?, 0, ?, ?, 'step', ?, ?, ?, ?)",
+            (run_id, number, *key, status, now, who, reason),
+        )

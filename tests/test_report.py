@@ -17,7 +17,13 @@ from sequent.cli import cli
 from sequent.compiler import NodeKey
 from sequent.compiler.dot import to_dot
 from sequent.plan import read_store
-from sequent.report import build_report, plan_from_structure, read_marks, timeline_rows
+from sequent.report import (
+    build_report,
+    graph_section,
+    plan_from_structure,
+    read_marks,
+    timeline_rows,
+)
 from sequent.report.marks import Mark
 
 S = seq.StepStatus
@@ -244,6 +250,42 @@ def test_show_marks_handled_and_unhandled_failures_as_the_report_does(tmp_path):
     assert re.findall(r'<li class="problem" data-mark="(\w+)"', html) == ["unhandled", "handled"]
 
 
+def test_a_container_running_iterations_in_parallel_says_so():
+    structure = {
+        "flow": "wide",
+        "steps": [
+            {"path": "box", "name": "box", "order": 0, "kind": "container",
+             "repeats": {"count": 8}, "parallel": 3},
+            {"path": "box_a", "name": "a", "order": 1, "parent": "box"},
+        ],
+    }  # fmt: skip
+    statuses = {("box", "1"): S.success, **{("box_a", f"1.{k}"): S.success for k in range(1, 9)}}
+    html = graph_section(structure, statuses)
+    assert "8 iterations, up to 3 at once" in html
+
+
+def test_a_mark_by_hand_is_marked_in_show_and_the_report(tmp_path, browser):
+    store = tmp_path / "marked.run.db"
+    flow = seq.Sequent(name="marked", store=str(store), executor="serial",
+                       config={"logdir": str(tmp_path / "logs")})  # fmt: skip
+    flow.add_step("load", func=runs.work, kwargs={"fail_at": "1"})
+    assert flow.run() is False
+    run_id = flow.run_id
+    flow.close()
+    runs.mark_by_hand(store, run_id, ("load", "1"), "success", "alice", "loaded by hand")
+    shown = _invoke("show", run_id, "--store", store)
+    assert f"{Mark.marked.symbol} success (marked by alice: loaded by hand)" in shown.output
+    page = report(store, run_id, tmp_path)
+    dom = runs.dump_dom(browser, tmp_path / "p", page)
+    assert header_problems(dom) == []
+    assert grid_columns(dom) == ["0", "1"]
+    row = re.search(r'<tr id="i-load@1".*?</tr>', dom, re.S).group(0)
+    assert re.findall(r'<td class="att m-(\w+)"', row) == ["unhandled", "marked"]
+    assert "marked by alice: loaded by hand" in row
+    # the mark is a line of the attempt that recorded it
+    assert_filtered(browser, tmp_path / "p", page, "marked", [[], ["load/1"]])
+
+
 # -- in headless Chromium ----------------------------------------------------------------------
 
 
@@ -319,6 +361,12 @@ def test_report_of_ten_thousand_instances_in_chromium(browser, tmp_path):
     assert len(drawn) < 200  # groups without a problem start closed
     filtered = assert_filtered(browser, tmp_path / "p", page, "failure", [sorted(failures)])
     assert "3 step instances match" in filtered
+    # the header's link to a line in the timeline opens the groups above it, and only those
+    linked = runs.dump_dom(browser, tmp_path / "p", page, "#t0-b_part_check@1.10.9")
+    ((_, drawn),) = timelines(linked)
+    names = [name for name, *_ in drawn]
+    assert "b_part_check/1.10.9" in names and "a_part_check/1.10.10" in names
+    assert "b_part_l00/1.3.1" not in names
 
 
 def _invoke(*args):

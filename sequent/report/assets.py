@@ -51,7 +51,7 @@ rect.bar.m-marked{stroke:#6a2fb0;stroke-width:2}
 rect.span{fill:#888}rect.span.s-failure{fill:#b00000}rect.span.s-interrupted{fill:#d9822b}
 rect.span.iteration{fill:#bbb}
 rect.retry{fill:#f4a3a3;opacity:.75;stroke:#b00;stroke-width:.6;stroke-dasharray:2 1}
-path.mark{fill:#aaa}path.mark.recovered{fill:#7fb77e}path.mark.interrupted{fill:#d9822b}
+path.mark{fill:#aaa}path.mark.recovered{fill:#7fb77e}path.mark.marked{fill:#6a2fb0}path.mark.interrupted{fill:#d9822b}
 table.grid{border-collapse:collapse}
 table.grid td,table.grid th{border-bottom:1px solid #eee;padding:1px 8px;text-align:left;
 vertical-align:top;font-size:12px;white-space:nowrap}

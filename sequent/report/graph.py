@@ -1,6 +1,6 @@
 """The run's graph, one level at a time: each container's children, with their marks' counts.
 
-    top level:  [a ✔1] ──success──> [box ▸ ✔98 ✖1 ⊘1] ──success──> [z ⊘1]
+    top level:  [a ✔1] ──success──> [box ▸ ✔98 ✖1 ⊘1] ──success──> [z ⊘1]   (drawn top-down)
     box:        [s1 ✔100] ──> [s2 ✔99 ✖1]     (a panel of its own, opened from its node)
 
 Each level is drawn by Graphviz (all of them in one ``dot`` call) as inline SVG: a step is one
@@ -136,8 +136,10 @@ def _level_dot(
 ) -> str:
     lines = [
         f"digraph {_quote(parent or 'flow')} {{",
-        "  graph [rankdir=LR, fontname=Helvetica, fontsize=11, nodesep=0.25, "
-        'bgcolor="transparent"];',
+        # top-down, and the parts that do not wait on each other side by side, 8 to a row, in
+        # definition order (a level of 30 independent steps stays a block, not a column)
+        "  graph [fontname=Helvetica, fontsize=11, nodesep=0.25, ranksep=0.35, pack=true, "
+        'packmode="array_u8", bgcolor="transparent"];',
         '  node [shape=box, style="rounded,filled", fontname=Helvetica, fontsize=10];',
         '  edge [fontname=Helvetica, fontsize=9, color="#666666"];',
     ]
@@ -186,6 +188,7 @@ def _node_attributes(
         f"penwidth={border[1]}",
         f"style={_quote(','.join(style))}",
         f"id={_quote('node-' + step['path'])}",
+        f"sortv={int(step['order'])}",
         f"tooltip={_quote(step['path'])}",
     ]
     if container:
