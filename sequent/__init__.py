@@ -15,7 +15,8 @@ from .errors import (
     StoreError,
     UnknownStepError,
 )
-from .flow import And, Event, Or, Sequent, Step, and_, or_
+from .flow import Sequent
+from .handles import And, Event, Or, Step, and_, or_
 from .program import Program
 from .resources import Resource, ResourcePool
 from .status import (
@@ -32,8 +33,7 @@ from .status import (
     StepReplay,
     StepStatus,
 )
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "RUN_RECOVER",

@@ -21,10 +21,10 @@ from typing import Any
 
 import click
 
-from . import __version__
 from .errors import FlowFileError, SequentError
 from .flow import Sequent
 from .status import RunMode
+from .version import __version__
 
 
 class UsageProblem(click.ClickException):
@@ -151,8 +151,6 @@ def _run(
     address: str | None = None,
     scheduler_file: str | None = None,
 ) -> None:
-    from .runner import run_flow
-
     with load_flow(target) as flow:
         _flow_overrides(flow, store, executor, logdir)
         _dask_cluster(flow, executor, address, scheduler_file)
@@ -161,7 +159,7 @@ def _run(
         show = sys.stderr.isatty() if progress is None else progress
         try:
             try:
-                ok = run_flow(flow, max_loops=max_loops, progress=show)
+                ok = flow.run(max_loops=max_loops, progress=show)
             except SequentError as exc:
                 raise UsageProblem(str(exc)) from exc
             finally:

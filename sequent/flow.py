@@ -1,123 +1,39 @@
-"""The builder facade users touch: ``Sequent``, step handles, events, ``or_``/``and_``.
+"""The facade users touch: ``Sequent``, which builds, compiles, plans and runs a flow.
 
-Handles collect what ``add_step`` was given, check it at once, and turn into frozen
-``StepDef``s when the flow is compiled; the handles are the only mutable part of a definition.
+``add_step`` checks its arguments at once (``arguments.py``) and returns a handle
+(``handles.py``); ``compile()`` freezes the handles into the compiler's ``Plan``; ``run()``
+hands the plan, the executor and the store it owns to ``runner.run_flow``; ``plan()`` gives
+the dry run. ``Step``, ``Event``, ``or_`` and ``and_`` are re-exported from ``handles``.
 """
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import itertools
 import logging
-import math
-import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from .compiler import NOTHING, AllOf, AnyOf, Atom, Expr, FlowDef, Plan, StepDef, atoms, compile_flow
-from .compiler.definitions import DEFAULT_RECOVERY
-from .config import check_step_config, load_config
+from . import arguments
+from .compiler import FlowDef, Plan, StepDef, compile_flow
+from .config import load_config
 from .context import StepContext, current
 from .errors import (
     DefinitionError,
     DefinitionTypeError,
     DuplicateStepError,
-    ResourceError,
-    UnknownStepError,
+    RecoveryError,
 )
-from .resources import ResourcePool
-from .status import CONDITIONS, RunMode, StepReplay, StepStatus
+from .handles import And, Event, Or, Step, and_, or_, requirement
+from .status import RunMode, StepStatus
 
 if TYPE_CHECKING:
     from .plan import DryRun
 
 log = logging.getLogger("sequent")
-
-
-class _Operator:
-    def __init__(self, *items: Any) -> None:
-        self.items = items
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__.strip('_')}{self.items!r}"
-
-
-class Or(_Operator):
-    """True when any of its items is true (``seq.or_(...)``)."""
-
-
-class And(_Operator):
-    """True when all of its items are true (``seq.and_(...)``)."""
-
-
-def or_(*items: Any) -> Or:
-    """A requirement that holds when any item holds."""
-    return Or(*items)
-
-
-def and_(*items: Any) -> And:
-    """A requirement that holds when every item holds."""
-    return And(*items)
-
-
-class Event:
-    """A named, reusable requirement expression made by ``Sequent.add_event``."""
-
-    def __init__(self, flow: Sequent, requires: Any, number: int) -> None:
-        self.flow = flow
-        self.requires = requires
-        self.number = number
-
-    def __repr__(self) -> str:
-        return f"Event({self.number}, {self.requires!r})"
-
-
-class Step:
-    """A handle on a step added to a flow; ``add_step`` on it makes it a container."""
-
-    def __init__(self, flow: Sequent, parent: Step | None, definition: StepDef) -> None:
-        self.flow = flow
-        self.parent = parent
-        self.definition = definition
-        self.children: list[Step] = []
-
-    @property
-    def name(self) -> str:
-        """The step's own name."""
-        return self.definition.name
-
-    @property
-    def path(self) -> str:
-        """The names from the top down, joined with ``_``."""
-        return self.definition.path_name
-
-    def add_step(
-        self, name: str, func: Callable[..., Any] | None = None, *args: Any, **kwargs: Any
-    ) -> Step:
-        """Add a child step; this step becomes a container. Takes ``Sequent.add_step``'s args."""
-        if self.definition.func is not None:
-            raise DefinitionError(
-                f"cannot add step {name!r} to {self.path!r}: {self.path!r} has a func, and a "
-                f"container runs its children instead; drop func= from {self.path!r}"
-            )
-        return self.flow._add(self, name, func, *args, **kwargs)
-
-    def define(self) -> StepDef:
-        """The frozen definition of this step and everything below it."""
-        if not self.children:
-            return self.definition
-        return attrs.evolve(self.definition, children=tuple(c.define() for c in self.children))
-
-    def __repr__(self) -> str:
-        return f"Step({self.path!r})"
-
-
-_REPEAT_FLOW_KEYS = ("name", "store", "run_mode", "recovery_run")
 
 
 class Sequent:
@@ -211,10 +127,45 @@ class Sequent:
         **unknown: Any,
     ) -> Step:
         self._check_builder()
+        path = self._new_path(parent, name, unknown)
+        shown = "_".join(path)
+        func, args, kwargs = arguments.call(shown, func, args, kwargs)
+        definition = StepDef(
+            name=name,
+            path=path,
+            order=next(self._order),
+            func=func,
+            args=args,
+            kwargs=kwargs,
+            requires=requirement(self, requires, parent, shown),
+            **arguments.options(
+                shown,
+                delay=delay,
+                acquires=acquires,
+                releases=releases,
+                recovery=recovery,
+                repeats=repeats,
+                config=config,
+                hosts=hosts,
+                retries=retries,
+                retry_delay=retry_delay,
+                timeout=timeout,
+            ),
+        )
+        siblings = parent.children if parent else self._steps
+        step = Step(self, parent, definition)
+        siblings.append(step)
+        self._paths[shown] = step
+        return step
+
+    def _new_path(
+        self, parent: Step | None, name: Any, unknown: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """The path of a new step ``name`` under ``parent``; raises if it cannot be added."""
         if not isinstance(name, str) or not name:
             raise DefinitionTypeError(f"step name must be a non-empty string, got {name!r}")
         if unknown:
-            raise DefinitionTypeError(_unknown_arguments(name, unknown))
+            raise DefinitionTypeError(arguments.unknown_arguments(name, unknown))
         if "/" in name or name != name.strip():
             raise DefinitionError(
                 f"step name {name!r} may not contain '/' or surrounding spaces; rename it"
@@ -222,54 +173,19 @@ class Sequent:
         parent_path = parent.definition.path if parent else ()
         path = (*parent_path, name)
         shown = "_".join(path)
-        siblings = parent.children if parent else self._steps
         same = self._paths.get(shown)  # a dict look-up: flows of 100,000 steps build in seconds
         if same is not None and same.definition.path == path:
             where = f"container {parent.path!r}" if parent else "the flow"
             raise DuplicateStepError(
                 f"step {name!r} is already defined in {where}; give the new step another name"
             )
-        if shown in self._paths:
-            other = self._paths[shown]
+        if same is not None:
             raise DuplicateStepError(
-                f"step {shown!r} would have the same path as step {other.name!r} under "
-                f"{other.parent.path if other.parent else 'the flow'!r} (paths join names with "
+                f"step {shown!r} would have the same path as step {same.name!r} under "
+                f"{same.parent.path if same.parent else 'the flow'!r} (paths join names with "
                 f"'_'); rename one of them"
             )
-        if func is not None and not callable(func):
-            raise DefinitionTypeError(
-                f"step {shown!r}: func must be callable, got {type(func).__name__} {func!r}"
-            )
-        if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
-            raise DefinitionTypeError(f"step {shown!r}: args must be a tuple or list, got {args!r}")
-        kwargs = {} if kwargs is None else kwargs
-        if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
-            raise DefinitionTypeError(
-                f"step {shown!r}: kwargs must be a mapping of names to values, got {kwargs!r}"
-            )
-        definition = StepDef(
-            name=name,
-            path=path,
-            order=next(self._order),
-            func=func,
-            args=tuple(args),
-            kwargs=dict(kwargs),
-            requires=self._requirement(requires, parent, shown),
-            delay=_seconds(delay, "delay", shown, allow_none=False),
-            acquires=_resources(acquires, "acquires", shown) or (),
-            releases=_resources(releases, "releases", shown),
-            recovery=_recovery(recovery, shown),
-            repeats=_repeats(repeats, shown),
-            config=check_step_config(config or {}, shown),
-            hosts=_hosts(hosts, shown),
-            retries=_count(retries, "retries", shown),
-            retry_delay=_seconds(retry_delay, "retry_delay", shown, allow_none=False),
-            timeout=_timeout(timeout, shown),
-        )
-        step = Step(self, parent, definition)
-        siblings.append(step)
-        self._paths[shown] = step
-        return step
+        return path
 
     def add_event(self, requires: Any = None, **kwargs: Any) -> Event:
         """A reusable requirement expression to use in ``requires``."""
@@ -281,65 +197,8 @@ class Sequent:
         if requires is None or requires == ():
             raise DefinitionError("add_event needs requires=...; an event must depend on steps")
         event = Event(self, requires, next(self._events))
-        self._requirement(requires, None, f"event {event.number}", check_siblings=False)
+        requirement(self, requires, None, f"event {event.number}", check_siblings=False)
         return event
-
-    def _requirement(
-        self, value: Any, parent: Step | None, owner: str, check_siblings: bool = True
-    ) -> Expr:
-        """Turn what ``requires`` was given into an expression; check what can be checked now."""
-        if value is None or (isinstance(value, (tuple, list)) and not value):
-            return NOTHING
-        expr = self._expression(value, parent, owner)
-        if check_siblings:
-            parent_path = parent.definition.path if parent else ()
-            for atom in atoms(expr):
-                if atom.path[:-1] != parent_path:
-                    raise UnknownStepError(
-                        f"step {owner!r} requires {'_'.join(atom.path)!r}, which is not a "
-                        f"sibling; requires may name only steps of the same container, so move "
-                        f"the step next to {owner!r} or drop the requirement"
-                    )
-        return expr
-
-    def _expression(self, value: Any, parent: Step | None, owner: str) -> Expr:
-        if isinstance(value, Event):
-            if value.flow is not self:
-                raise DefinitionError(f"step {owner!r} requires an event of another flow")
-            return self._expression(value.requires, parent, owner)
-        if isinstance(value, Or):
-            if not value.items:
-                raise DefinitionError(
-                    f"step {owner!r} requires or_() with nothing in it, which can never hold; "
-                    f"give or_ at least one (step, status) pair"
-                )
-            return AnyOf(tuple(self._expression(item, parent, owner) for item in value.items))
-        if isinstance(value, And):
-            return AllOf(tuple(self._expression(item, parent, owner) for item in value.items))
-        if isinstance(value, (tuple, list)):
-            if len(value) == 2 and _is_status(value[1]) and isinstance(value[0], (Step, str)):
-                return Atom(self._target(value[0], parent, owner), _status(value[1], owner))
-            return AllOf(tuple(self._expression(item, parent, owner) for item in value))
-        if isinstance(value, Step):
-            raise DefinitionTypeError(
-                f"step {owner!r} requires {value.path!r} without a status; write "
-                f"({value.name}, sequent.StepStatus.success) or another status"
-            )
-        raise DefinitionTypeError(
-            f"step {owner!r}: requires must be (step, status) pairs, tuples of them, "
-            f"sequent.or_(...)/and_(...) or events; got {value!r}"
-        )
-
-    def _target(self, target: Step | str, parent: Step | None, owner: str) -> tuple[str, ...]:
-        if isinstance(target, Step):
-            if target.flow is not self:
-                raise UnknownStepError(
-                    f"step {owner!r} requires {target.path!r}, a step of another flow; "
-                    f"require steps of this flow only"
-                )
-            return target.definition.path
-        parent_path = parent.definition.path if parent else ()
-        return (*parent_path, target)  # a sibling's name; compile() checks that it exists
 
     def _check_builder(self) -> None:
         if self._proxy:
@@ -365,11 +224,22 @@ class Sequent:
         """The flow as Graphviz DOT text; ``run_id`` colours nodes by that run's statuses.
 
         ``expanded=True`` draws one node per step instance. Reads the store (read-only) only
-        when ``run_id`` is given; raises ``RecoveryError`` when the store has no such run.
+        when ``run_id`` is given; raises ``RecoveryError`` when the store has no such run and
+        ``StoreError`` when it is not a readable store.
         """
-        from .plan import graph_text
+        from .compiler.dot import to_dot
+        from .plan import latest_statuses
 
-        return graph_text(self, expanded=expanded, run_id=run_id)
+        plan = self.compile()
+        statuses: dict[Any, StepStatus] = {}
+        if run_id is not None:
+            if not isinstance(run_id, str):
+                raise DefinitionTypeError(
+                    f"to_dot(run_id=...) takes a run id string, got {run_id!r}"
+                )
+            with self._reading() as store:
+                statuses = latest_statuses(store, run_id)
+        return to_dot(plan, expanded=expanded, statuses=statuses)
 
     def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> DryRun:
         """A dry run: a ``sequent.plan.DryRun`` listing, in order, what a run would do.
@@ -377,17 +247,88 @@ class Sequent:
         Runs nothing and writes nothing; a recover reads the store read-only. Raises what
         ``run()`` would raise before running (a flow that does not build, nothing to recover).
         """
-        from .plan import dry_run
+        from .plan import dry_run, find_recovery
 
-        return dry_run(self, run_mode=run_mode, recovery_run=recovery_run)
+        mode = self.run_mode if run_mode is None else run_mode
+        if not isinstance(mode, RunMode):
+            raise DefinitionTypeError(
+                f"plan(run_mode=...) takes sequent.RunMode.restart or RunMode.recover, got "
+                f"{mode!r}"
+            )
+        if recovery_run is not None and not isinstance(recovery_run, str):
+            raise DefinitionTypeError(
+                f"plan(recovery_run=...) takes a run id, got {recovery_run!r}"
+            )
+        plan = self.compile()
+        if mode is RunMode.restart:
+            return dry_run(plan, self.name)
+        wanted = recovery_run if recovery_run is not None else self.recovery_run
+        with self._reading() as store:
+            found = find_recovery(store, self.name, wanted)
+        return dry_run(plan, self.name, found)
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, max_loops: int = -1) -> bool:
-        """Run the flow (or recover a run of it); True when no failure went unhandled."""
-        from .runner import run_flow
+    def run(self, max_loops: int = -1, progress: Any = False) -> bool:
+        """Run the flow (or recover a run of it); True when no failure went unhandled.
 
-        return run_flow(self, max_loops=max_loops)
+        ``max_loops`` stops launching steps after that many scheduling rounds (the run stays
+        recoverable); ``progress`` True draws a live display on standard error. Raises a
+        ``SequentError`` before anything runs when the flow, its executor or its store cannot
+        work.
+        """
+        from .executors import create_backend
+        from .runner import FlowOptions, redeliver, reimported_main, run_flow
+        from .store import open_store
+
+        options = FlowOptions(
+            flow_name=self.name,
+            config=self.config,
+            mode=self.run_mode,
+            recovery_run=self.recovery_run,
+            logging_level=self.logging_level,
+            max_loops=max_loops,
+            progress=progress,
+        )
+        if reimported_main():
+            log.debug("Flow %r not run: this process re-imports its parent's script", self.name)
+            return False
+        plan = self.compile()
+        if self._backend is None:
+            self._backend = create_backend(self.executor, **self._backend_options())
+        if self._store is None:
+            self._store = open_store(self.store_path)
+        finished = run_flow(plan, self._backend, self._store, options)
+        self._last_run_id = finished.run_id
+        redeliver(finished.interrupted_by)
+        return finished.result
+
+    def _backend_options(self) -> dict[str, Any]:
+        from .executors import DEFAULT_EXECUTOR, backend_name
+
+        options: dict[str, Any] = {"max_workers": max(self.config["max_concurrent"], 0) or None}
+        method = self.config.get("start_method")
+        if method and backend_name(self.executor or DEFAULT_EXECUTOR) == "process":
+            options["start_method"] = method
+        return options
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The store this flow records into, for reading: the one open in this process if it
+        ran here, else its file opened read-only (a store that holds no run if it is missing).
+        """
+        if self._store is not None:
+            yield self._store
+            return
+        if self.store_path == ":memory:":
+            raise RecoveryError(
+                f"flow {self.name!r} uses an in-memory store and has not run in this process, "
+                f"so there is no run to read; give the flow a store file"
+            )
+        from .store import read_store
+
+        with read_store(self.store_path, missing_ok=True) as store:
+            yield store
 
     def close(self) -> None:
         """Release the executor's workers and the store."""
@@ -453,24 +394,6 @@ class Sequent:
         return f"Sequent({self.name!r}, steps={len(self._paths)})"
 
 
-_STEP_ARGUMENTS = (
-    "func args kwargs requires delay acquires releases recovery repeats config hosts retries "
-    "retry_delay timeout"
-).split()
-
-
-def _unknown_arguments(step: str, unknown: Mapping[str, Any]) -> str:
-    """The message for keyword arguments ``add_step`` does not take, with a likely fix."""
-    hints = []
-    for keyword in sorted(unknown):
-        close = difflib.get_close_matches(keyword, _STEP_ARGUMENTS, n=1)
-        hints.append(f"{keyword!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return (
-        f"step {step!r}: add_step got unknown argument {', '.join(hints)}; it takes "
-        f"{', '.join(_STEP_ARGUMENTS)}"
-    )
-
-
 def _caller_file() -> Path | None:
     here = Path(__file__).resolve().parent
     frame = sys._getframe(1)
@@ -492,130 +415,4 @@ def _default_store(caller: Path | None) -> str:
     return str(caller.with_name(caller.stem + ".run.db"))
 
 
-
-
-def _is_status(value: Any) -> bool:
-    return isinstance(value, StepStatus) or (
-        isinstance(value, str) and value in StepStatus.__members__
-    )
-
-
-def _status(value: Any, owner: str) -> StepStatus:
-    status = value if isinstance(value, StepStatus) else StepStatus[value]
-    if status not in CONDITIONS:
-        raise DefinitionError(
-            f"step {owner!r} requires status {status.value!r}; a requirement may name ready, "
-            f"active, success, failure or complete"
-        )
-    return status
-
-
-def _seconds(value: Any, what: str, step: str, allow_none: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise DefinitionTypeError(
-            f"step {step!r}: {what} must be a number of seconds, got {value!r}"
-        )
-    if value < 0 or not math.isfinite(value):
-        raise DefinitionError(
-            f"step {step!r}: {what} must be a finite number of seconds >= 0, got {value!r}"
-        )
-    return float(value)
-
-
-def _timeout(value: Any, step: str) -> float | None:
-    if value is None:
-        return None
-    seconds = _seconds(value, "timeout", step, allow_none=True)
-    if seconds == 0:
-        raise DefinitionError(f"step {step!r}: timeout must be > 0 seconds (or None), got 0")
-    return seconds
-
-
-def _count(value: Any, what: str, step: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DefinitionTypeError(f"step {step!r}: {what} must be a whole number, got {value!r}")
-    if value < 0:
-        raise DefinitionError(f"step {step!r}: {what} must be >= 0, got {value!r}")
-    return value
-
-
-def _resources(value: Any, what: str, step: str) -> tuple[tuple[ResourcePool, int], ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise DefinitionTypeError(
-            f"step {step!r}: {what} must be a list of (ResourcePool, amount) pairs, got {value!r}"
-        )
-    result = []
-    for item in value:
-        if isinstance(item, ResourcePool):
-            item = (item, 1)
-        if not (
-            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], ResourcePool)
-        ):
-            raise DefinitionTypeError(
-                f"step {step!r}: each entry of {what} must be a (ResourcePool, amount) pair, "
-                f"got {item!r}"
-            )
-        pool, amount = item
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ResourceError(
-                f"step {step!r}: {what} amount for pool {pool.name!r} must be a whole number "
-                f">= 1, got {amount!r}"
-            )
-        if amount > pool.limit:
-            raise ResourceError(
-                f"step {step!r} {what} {amount} of resource pool {pool.name!r}, above its "
-                f"resource_limit of {pool.limit}; ask for at most {pool.limit} or raise the limit"
-            )
-        result.append((pool, amount))
-    return tuple(result)
-
-
-def _recovery(value: Any, step: str) -> Mapping[StepStatus, StepReplay]:
-    policy = dict(DEFAULT_RECOVERY)
-    if value is None:
-        return policy
-    if not isinstance(value, Mapping):
-        raise DefinitionTypeError(
-            f"step {step!r}: recovery must map statuses to StepReplay.skip/rerun, got {value!r}"
-        )
-    for status, replay in value.items():
-        if not isinstance(status, StepStatus) or status is StepStatus.complete:
-            raise DefinitionError(
-                f"step {step!r}: recovery key {status!r} is not a recorded status; use "
-                f"StepStatus.success, failure, ready, active, skipped or interrupted"
-            )
-        if not isinstance(replay, StepReplay):
-            raise DefinitionTypeError(
-                f"step {step!r}: recovery[{status.value}] must be StepReplay.skip or "
-                f"StepReplay.rerun, got {replay!r}"
-            )
-        policy[status] = replay
-    return policy
-
-
-def _repeats(value: Any, step: str) -> Any:
-    if value is None or callable(value):
-        return value
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise DefinitionTypeError(
-            f"step {step!r}: repeats must be a sequence, a range or a callable returning an "
-            f"iterable, got {type(value).__name__} {value!r}"
-        )
-    return tuple(value)
-
-
-def _hosts(value: Any, step: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Iterable) or not all(isinstance(h, str) and h for h in value):
-        raise DefinitionTypeError(
-            f"step {step!r}: hosts must be a list of worker names or addresses, got {value!r}"
-        )
-    hosts = tuple(value)
-    if not hosts:
-        raise DefinitionError(f"step {step!r}: hosts is empty; give at least one or None")
-    return hosts
+__all__ = ["And", "Event", "Or", "Sequent", "Step", "and_", "or_"]

@@ -19,10 +19,9 @@ Actions:
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -30,10 +29,7 @@ from .compiler import NodeKey, Plan
 from .errors import RecoveryError
 from .executors.state import RunState
 from .status import RunMode, StepStatus
-from .store import read_store
-
-if TYPE_CHECKING:
-    from .flow import Sequent
+from .store import Recovery, read_store
 
 RUN = "run"
 SKIP = "skip"
@@ -214,64 +210,33 @@ def _reason(action: str, container: bool, before: StepStatus | None, recovering:
     return ""
 
 
-def dry_run(
-    flow: Sequent, run_mode: RunMode | None = None, recovery_run: str | None = None
-) -> DryRun:
-    """What ``flow.run()`` would do in ``run_mode`` (default: the flow's own), running nothing.
+def dry_run(plan: Plan, flow_name: str, recovery: Recovery | None = None) -> DryRun:
+    """What a run of ``plan`` would do, running nothing: a restart, or a recover of ``recovery``.
 
-    A recover reads the run to continue from the flow's store, opened read-only. Raises the
-    compiler's ``SequentError``s for a flow that cannot run, ``DefinitionTypeError`` for a bad
-    ``run_mode``, and ``RecoveryError`` when the store holds no run to recover.
+    ``recovery`` is what the store says a recover would start from (``find_recovery``).
     """
-    from .errors import DefinitionTypeError
+    if recovery is None:
+        return DryRun(flow_name, RunMode.restart, tuple(simulate(plan)))
+    nodes = simulate(plan, recovery.previous)
+    return DryRun(
+        flow_name, RunMode.recover, tuple(nodes), run_id=recovery.run_id, attempt=recovery.attempt
+    )
 
-    mode = flow.run_mode if run_mode is None else run_mode
-    if not isinstance(mode, RunMode):
-        raise DefinitionTypeError(
-            f"plan(run_mode=...) takes sequent.RunMode.restart or RunMode.recover, got {mode!r}"
+
+def find_recovery(store: Any, flow_name: str, run_id: str | None) -> Recovery:
+    """The run a recover of ``flow_name`` would continue (default: its latest), read from ``store``.
+
+    Raises ``RecoveryError`` as a real recover would: no store, no run of this flow, or no run
+    ``run_id``.
+    """
+    if not store.exists:
+        raise RecoveryError(
+            f"nothing to recover: the store {store.path!r} does not exist, so it holds no run "
+            f"of flow {flow_name!r}; run the flow with RunMode.restart first, or pass the "
+            f"store= path the failed run used"
         )
-    if recovery_run is not None and not isinstance(recovery_run, str):
-        raise DefinitionTypeError(f"plan(recovery_run=...) takes a run id, got {recovery_run!r}")
-    plan = flow.compile()
-    if mode is RunMode.restart:
-        return DryRun(flow.name, mode, tuple(simulate(plan)))
-    wanted = recovery_run if recovery_run is not None else flow.recovery_run
-    run_id, attempt, previous = recovery_source(flow, wanted)
-    nodes = simulate(plan, previous)
-    return DryRun(flow.name, mode, tuple(nodes), run_id=run_id, attempt=attempt)
-
-
-__all__ = [
-    "AT_RUN_TIME",
-    "NEVER",
-    "RUN",
-    "SKIP",
-    "DryRun",
-    "PlannedNode",
-    "dry_run",
-    "read_store",
-    "simulate",
-]
-
-
-def graph_text(flow: Sequent, expanded: bool = False, run_id: str | None = None) -> str:
-    """``flow.to_dot``: DOT text of the compiled flow, coloured by run ``run_id`` if given.
-
-    Raises the compiler's errors for a flow that does not build, ``RecoveryError`` when the
-    store holds no run ``run_id`` and ``StoreError`` when it is not a readable store.
-    """
-    from .compiler.dot import to_dot
-
-    plan = flow.compile()
-    statuses: dict[NodeKey, StepStatus] = {}
-    if run_id is not None:
-        if not isinstance(run_id, str):
-            from .errors import DefinitionTypeError
-
-            raise DefinitionTypeError(f"to_dot(run_id=...) takes a run id string, got {run_id!r}")
-        with flow_store(flow) as store:
-            statuses = latest_statuses(store, run_id)
-    return to_dot(plan, expanded=expanded, statuses=statuses)
+    found: Recovery = store.recovery(flow_name, run_id)
+    return found
 
 
 def latest_statuses(store: Any, run_id: str) -> dict[NodeKey, StepStatus]:
@@ -282,37 +247,16 @@ def latest_statuses(store: Any, run_id: str) -> dict[NodeKey, StepStatus]:
     }
 
 
-def recovery_source(
-    flow: Sequent, run_id: str | None
-) -> tuple[str, int, dict[NodeKey, StepStatus]]:
-    """The run a recover of ``flow`` would continue: its id, next attempt, latest statuses.
-
-    Raises ``RecoveryError`` as a real recover would: no store, no run of this flow, or no run
-    ``run_id``.
-    """
-    with flow_store(flow) as store:
-        if store is None or not store.exists:
-            raise RecoveryError(
-                f"nothing to recover: the store {flow.store_path!r} does not exist, so it holds "
-                f"no run of flow {flow.name!r}; run the flow with RunMode.restart first, or pass "
-                f"the store= path the failed run used"
-            )
-        found = store.recovery(flow.name, run_id)
-    return found.run_id, found.attempt, dict(found.previous)
-
-
-@contextlib.contextmanager
-def flow_store(flow: Sequent) -> Iterator[Any]:
-    """The store ``flow`` records into, for reading: its open store if it ran in this process,
-    else its file opened read-only (see ``read_store``).
-    """
-    if flow._store is not None:
-        yield flow._store
-        return
-    if flow.store_path == ":memory:":
-        raise RecoveryError(
-            f"flow {flow.name!r} uses an in-memory store and has not run in this process, so "
-            f"there is no run to read; give the flow a store file"
-        )
-    with read_store(flow.store_path, missing_ok=True) as store:
-        yield store
+__all__ = [
+    "AT_RUN_TIME",
+    "NEVER",
+    "RUN",
+    "SKIP",
+    "DryRun",
+    "PlannedNode",
+    "dry_run",
+    "find_recovery",
+    "latest_statuses",
+    "read_store",
+    "simulate",
+]

@@ -1,8 +1,9 @@
-"""One run of a flow, from its definition to its result: compile, check, record, schedule.
+"""One run of a compiled flow, from its plan to its result: check, record, schedule, summarise.
 
-Everything that can be wrong with the input is found before the store is written or a step
-runs: the plan is compiled, the executor resolved, steps checked for sendability, the store
-opened and the run to recover looked up, in that order.
+``run_flow(plan, backend, store, options)`` takes everything it needs as arguments and keeps
+nothing: the caller (``Sequent.run``) owns the executor and the store across runs. Everything
+that can be wrong with the input is found before the store is written or a step runs: steps
+are checked for sendability, then the store opened and the run to recover looked up.
 """
 
 from __future__ import annotations
@@ -10,112 +11,140 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+import attrs
 import cloudpickle
 
 from .compiler import NodeSpec, Plan, StepDef
-from .errors import NotSendableError
-from .executors import RunOptions, Scheduler, create_backend
+from .errors import DefinitionTypeError, NotSendableError
+from .executors import RunOptions, Scheduler
 from .logs import CLOSING, RunLogging, run_log_dir
 from .status import RunMode, StepStatus
-from .store import open_store
-
-if TYPE_CHECKING:
-    from .flow import Sequent
 
 log = logging.getLogger("sequent")
 
 
-def run_flow(flow: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
-    """Run ``flow`` once (a restart or a recover, as the flow says); True on success.
+@attrs.frozen
+class FlowOptions:
+    """What one run of a flow is asked to do, besides its plan, executor and store.
 
-    ``progress`` True shows a live display on standard error (a rich ``Console`` to draw on
-    another one); the ``sequent`` command asks for it when standard error is a terminal.
+    ``config`` is the flow's configuration (``sequent.config``: ``logdir``, ``max_concurrent``,
+    ``stop_on_exception``, and what an executor's ``prepare`` reads); ``max_loops`` -1 means
+    no limit on scheduling rounds; ``progress`` True draws a live display on standard
+    error (a rich ``Console`` draws on that one instead). Raises ``DefinitionTypeError`` for a
+    ``max_loops`` that is not a whole number.
     """
-    if isinstance(max_loops, bool) or not isinstance(max_loops, int):
-        from .errors import DefinitionTypeError
 
-        raise DefinitionTypeError(f"run(max_loops=...) takes a whole number, got {max_loops!r}")
-    if reimported_main():
-        log.debug("Flow %r not run: this process re-imports its parent's script", flow.name)
-        return False
-    plan = flow.compile()
-    config = flow.config
-    max_concurrent = config["max_concurrent"] if config["max_concurrent"] > 0 else 0
-    if flow._backend is None:
-        flow._backend = create_backend(flow.executor, **_backend_options(flow, max_concurrent))
-    backend = flow._backend
+    flow_name: str
+    config: Mapping[str, Any]
+    mode: RunMode = RunMode.restart
+    recovery_run: str | None = None
+    logging_level: int = logging.INFO
+    max_loops: int = attrs.field(default=-1)
+    progress: Any = False
+
+    @max_loops.validator
+    def _check_max_loops(self, attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DefinitionTypeError(f"run(max_loops=...) takes a whole number, got {value!r}")
+
+
+@attrs.frozen
+class Finished:
+    """How a run ended: its ``result`` (True: no failure went unhandled), its id, and the
+    signal (``"SIGTERM"``, ``"KeyboardInterrupt"``) that interrupted it, if any."""
+
+    result: bool
+    run_id: str
+    interrupted_by: str | None = None
+
+
+def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Finished:
+    """Run ``plan`` once on ``backend``, recording into ``store`` (a restart or a recover).
+
+    Raises ``NotSendableError`` when a step
+    cannot reach a remote executor's workers, and the store's ``RecoveryError``/``StoreError``
+    before anything runs. A signal that interrupts the run is recorded and named in the result;
+    ``redeliver`` hands it on afterwards.
+    """
     if backend.remote:
         check_sendable(plan, backend.name)
     prepare = getattr(backend, "prepare", None)
     if prepare is not None:
-        prepare(plan, config)  # e.g. Dask: connect, resolve hosts=; raises before any write
-    if flow._store is None:
-        flow._store = open_store(flow.store_path)
-    store = flow._store
+        prepare(plan, options.config)  # e.g. Dask: connect, resolve hosts=; raises before any write
     session = store.begin(
         plan,
-        flow_name=flow.name,
-        mode=flow.run_mode,
-        recovery_run=flow.recovery_run,
+        flow_name=options.flow_name,
+        mode=options.mode,
+        recovery_run=options.recovery_run,
         executor=backend.name,
     )
-    flow._last_run_id = session.run_id
-    folder = run_log_dir(config["logdir"], flow.name, session.run_id)
-    options = RunOptions(
-        run_id=session.run_id,
-        flow_name=flow.name,
-        recovery=session.attempt,
-        max_concurrent=max_concurrent,
-        max_loops=max_loops,
-        stop_on_exception=_inherited(plan, "stop_on_exception", config["stop_on_exception"]),
-        step_config=_own_config,
-        logger_name=f"sequent.{flow.name}",
-    )
+    folder = run_log_dir(options.config["logdir"], options.flow_name, session.run_id)
     recorder: Any = session
     display: Any = contextlib.nullcontext()
-    if progress:
+    if options.progress:
         from .progress import LiveProgress
 
-        console = None if progress is True else progress
-        display = LiveProgress(plan, flow.name, session.run_id, console=console)
+        console = None if options.progress is True else options.progress
+        display = LiveProgress(plan, options.flow_name, session.run_id, console=console)
         recorder = display.wrap(session)
-    with display, RunLogging(folder, flow.logging_level):
+    with display, RunLogging(folder, options.logging_level):
         log.info("Sequent store file: %s", store.path)
         log.info(
             "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
             session.run_id,
-            flow.name,
-            flow.run_mode.value,
+            options.flow_name,
+            options.mode.value,
             session.attempt,
             backend.name,
             folder,
         )
         for message in getattr(session, "differences", ()):
             log.info("%s", message)
-        if hasattr(backend, "where"):
-            log.info("Steps run on %s", backend.where())
-        if prepare is None:
-            _warn_hosts_ignored(plan, backend.name)
-        settle = getattr(backend, "settle_orphans", None)
-        if settle is not None and flow.run_mode is RunMode.recover:
-            settle(session.run_id)  # steps its dead orchestrator left running: never twice at once
-        scheduler = Scheduler(plan, backend, recorder, options, previous=session.previous)
+        _announce(plan, backend, options, session.run_id, prepared=prepare is not None)
+        scheduler = Scheduler(
+            plan, backend, recorder, _run_options(plan, options, session), session.previous
+        )
         result = False
         try:
             result = scheduler.run()
         finally:
             try:
-                session.finish(scheduler.state.result() and not scheduler._halted)
+                session.finish(result)
             finally:  # the run log ends with the result even when the store failed
                 _summary(scheduler)
                 word = "success" if result else "failure"
                 log.info("Processing finished with: %s", word, extra=CLOSING)
-    if scheduler.interrupted_by:
-        _redeliver(scheduler.interrupted_by)
-    return result
+    return Finished(result, session.run_id, scheduler.interrupted_by)
+
+
+def _announce(plan: Plan, backend: Any, options: FlowOptions, run_id: str, prepared: bool) -> None:
+    """Log where steps run and what the executor ignores; settle a recover's orphans."""
+    if hasattr(backend, "where"):
+        log.info("Steps run on %s", backend.where())
+    if not prepared:
+        _warn_hosts_ignored(plan, backend.name)
+    settle = getattr(backend, "settle_orphans", None)
+    if settle is not None and options.mode is RunMode.recover:
+        settle(run_id)  # steps its dead orchestrator left running: never twice at once
+
+
+def _run_options(plan: Plan, options: FlowOptions, session: Any) -> RunOptions:
+    config = options.config
+    return RunOptions(
+        run_id=session.run_id,
+        flow_name=options.flow_name,
+        recovery=session.attempt,
+        max_concurrent=max(config["max_concurrent"], 0),
+        max_loops=options.max_loops,
+        stop_on_exception=_inherited(plan, "stop_on_exception", config["stop_on_exception"]),
+        step_config=_own_config,
+        logger_name=f"sequent.{options.flow_name}",
+    )
 
 
 def reimported_main() -> bool:
@@ -123,8 +152,6 @@ def reimported_main() -> bool:
     script of its parent, as ``__mp_main__``: a script without an ``if __name__ ==
     "__main__":`` guard then builds and runs its flows again, and those runs must not reach
     the store (the parent's run, and its recover, are the real ones)."""
-    import sys
-
     if "__mp_main__" not in sys.modules:  # the name only multiprocessing's children import
         return False
     frame = sys._getframe(1)
@@ -147,28 +174,20 @@ def _warn_hosts_ignored(plan: Plan, executor: str) -> None:
         )
 
 
-def _redeliver(reason: str) -> None:
+def redeliver(reason: str | None) -> None:
     """Hand the signal that interrupted a run, now recorded, to the handler it would have met.
 
     Python's default handlers make SIGINT raise ``KeyboardInterrupt`` and SIGTERM end the
     process (thread steps still running are abandoned); an application's own handler is called
-    instead, and ``run()`` then returns False.
+    instead, and ``run()`` then returns False. Does nothing for None.
     """
+    if reason is None:
+        return
     if reason == "KeyboardInterrupt":
         raise KeyboardInterrupt
     signum = getattr(signal, reason, None)
     if signum in (signal.SIGINT, signal.SIGTERM):
         signal.raise_signal(signum)
-
-
-def _backend_options(flow: Sequent, max_concurrent: int) -> dict[str, Any]:
-    from .executors import DEFAULT_EXECUTOR, backend_name
-
-    options: dict[str, Any] = {"max_workers": max(max_concurrent, 0) or None}
-    method = flow.config.get("start_method")
-    if method and backend_name(flow.executor or DEFAULT_EXECUTOR) == "process":
-        options["start_method"] = method
-    return options
 
 
 def check_sendable(plan: Plan, executor: str) -> None:
@@ -241,4 +260,4 @@ def _summary(scheduler: Scheduler) -> None:
             log.log(level, "%s: %s%s", status.value.capitalize(), shown, more)
 
 
-__all__ = ["RunMode", "check_sendable", "run_flow"]
+__all__ = ["Finished", "FlowOptions", "RunMode", "check_sendable", "redeliver", "run_flow"]

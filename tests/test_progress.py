@@ -10,7 +10,6 @@ from rich.console import Console
 import sequent as seq
 from sequent.compiler import NodeKey
 from sequent.progress import LiveProgress
-from sequent.runner import run_flow
 from sequent.store import MemoryRecorder
 
 S = seq.StepStatus
@@ -79,7 +78,7 @@ def test_instances_expanded_at_run_time_join_the_total(tmp_path):
     box.add_step("a", func=print)
     flow.add_step("b", func=print)
     try:
-        assert run_flow(flow, progress=console) is True
+        assert flow.run(progress=console) is True
     finally:
         flow.close()
     screen = buffer.getvalue()
@@ -104,7 +103,7 @@ def test_a_failing_run_shows_its_failures(tmp_path):
     flow.add_step("y", func=print, requires=(("x", S.success),))
     flow.add_step("z", func=print)
     try:
-        assert run_flow(flow, progress=console) is False
+        assert flow.run(progress=console) is False
     finally:
         flow.close()
     final = buffer.getvalue()

@@ -30,6 +30,7 @@ from ..compiler import Plan
 from ..compiler.structure import describe_changes, structure_of
 from ..errors import RecoveryError
 from ..status import RunMode
+from ..version import __version__
 from .reading import Reader, Recovery
 from .writer import SqliteSession, encode_value
 
@@ -171,8 +172,6 @@ def _user() -> str | None:
 
 
 def _sequent_version() -> str:
-    from .. import __version__
-
     return __version__
 
 

@@ -1,0 +1,212 @@
+"""Checks of what ``add_step`` is given: each argument turned into its definition's value.
+
+Every function raises a ``SequentError`` (``DefinitionTypeError`` for a wrong type,
+``DefinitionError``/``ResourceError`` for a value that cannot work) naming the step and ending
+with the fix, before the step is added.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .compiler.definitions import DEFAULT_RECOVERY
+from .config import check_step_config
+from .errors import DefinitionError, DefinitionTypeError, ResourceError
+from .resources import ResourcePool
+from .status import CONDITIONS, StepReplay, StepStatus
+
+
+def call(
+    step: str, func: Any, args: Any, kwargs: Any
+) -> tuple[Callable[..., Any] | None, tuple[Any, ...], dict[str, Any]]:
+    """``func``, ``args`` and ``kwargs`` checked: a callable (or None), a tuple, a dict."""
+    if func is not None and not callable(func):
+        raise DefinitionTypeError(
+            f"step {step!r}: func must be callable, got {type(func).__name__} {func!r}"
+        )
+    if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
+        raise DefinitionTypeError(f"step {step!r}: args must be a tuple or list, got {args!r}")
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise DefinitionTypeError(
+            f"step {step!r}: kwargs must be a mapping of names to values, got {kwargs!r}"
+        )
+    return func, tuple(args), dict(kwargs)
+
+
+def options(
+    step: str,
+    *,
+    delay: Any,
+    acquires: Any,
+    releases: Any,
+    recovery: Any,
+    repeats: Any,
+    config: Any,
+    hosts: Any,
+    retries: Any,
+    retry_delay: Any,
+    timeout: Any,
+) -> dict[str, Any]:
+    """The step's other options checked, as ``StepDef`` keyword arguments, in that order."""
+    return {
+        "delay": seconds(delay, "delay", step),
+        "acquires": resources(acquires, "acquires", step) or (),
+        "releases": resources(releases, "releases", step),
+        "recovery": recovery_policy(recovery, step),
+        "repeats": repeat_items(repeats, step),
+        "config": check_step_config(config or {}, step),
+        "hosts": host_names(hosts, step),
+        "retries": count(retries, "retries", step),
+        "retry_delay": seconds(retry_delay, "retry_delay", step),
+        "timeout": timeout_seconds(timeout, step),
+    }
+
+
+STEP_ARGUMENTS = (
+    "func args kwargs requires delay acquires releases recovery repeats config hosts retries "
+    "retry_delay timeout"
+).split()
+
+
+def unknown_arguments(step: str, unknown: Mapping[str, Any]) -> str:
+    """The message for keyword arguments ``add_step`` does not take, with a likely fix."""
+    hints = []
+    for keyword in sorted(unknown):
+        close = difflib.get_close_matches(keyword, STEP_ARGUMENTS, n=1)
+        hints.append(f"{keyword!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"step {step!r}: add_step got unknown argument {', '.join(hints)}; it takes "
+        f"{', '.join(STEP_ARGUMENTS)}"
+    )
+
+
+def is_status(value: Any) -> bool:
+    return isinstance(value, StepStatus) or (
+        isinstance(value, str) and value in StepStatus.__members__
+    )
+
+
+def status(value: Any, owner: str) -> StepStatus:
+    status = value if isinstance(value, StepStatus) else StepStatus[value]
+    if status not in CONDITIONS:
+        raise DefinitionError(
+            f"step {owner!r} requires status {status.value!r}; a requirement may name ready, "
+            f"active, success, failure or complete"
+        )
+    return status
+
+
+def seconds(value: Any, what: str, step: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DefinitionTypeError(
+            f"step {step!r}: {what} must be a number of seconds, got {value!r}"
+        )
+    if value < 0 or not math.isfinite(value):
+        raise DefinitionError(
+            f"step {step!r}: {what} must be a finite number of seconds >= 0, got {value!r}"
+        )
+    return float(value)
+
+
+def timeout_seconds(value: Any, step: str) -> float | None:
+    if value is None:
+        return None
+    value = seconds(value, "timeout", step)
+    if value == 0:
+        raise DefinitionError(f"step {step!r}: timeout must be > 0 seconds (or None), got 0")
+    return float(value)
+
+
+def count(value: Any, what: str, step: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DefinitionTypeError(f"step {step!r}: {what} must be a whole number, got {value!r}")
+    if value < 0:
+        raise DefinitionError(f"step {step!r}: {what} must be >= 0, got {value!r}")
+    return value
+
+
+def resources(value: Any, what: str, step: str) -> tuple[tuple[ResourcePool, int], ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise DefinitionTypeError(
+            f"step {step!r}: {what} must be a list of (ResourcePool, amount) pairs, got {value!r}"
+        )
+    result = []
+    for item in value:
+        if isinstance(item, ResourcePool):
+            item = (item, 1)
+        if not (
+            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], ResourcePool)
+        ):
+            raise DefinitionTypeError(
+                f"step {step!r}: each entry of {what} must be a (ResourcePool, amount) pair, "
+                f"got {item!r}"
+            )
+        pool, amount = item
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+            raise ResourceError(
+                f"step {step!r}: {what} amount for pool {pool.name!r} must be a whole number "
+                f">= 1, got {amount!r}"
+            )
+        if amount > pool.limit:
+            raise ResourceError(
+                f"step {step!r} {what} {amount} of resource pool {pool.name!r}, above its "
+                f"resource_limit of {pool.limit}; ask for at most {pool.limit} or raise the limit"
+            )
+        result.append((pool, amount))
+    return tuple(result)
+
+
+def recovery_policy(value: Any, step: str) -> Mapping[StepStatus, StepReplay]:
+    policy = dict(DEFAULT_RECOVERY)
+    if value is None:
+        return policy
+    if not isinstance(value, Mapping):
+        raise DefinitionTypeError(
+            f"step {step!r}: recovery must map statuses to StepReplay.skip/rerun, got {value!r}"
+        )
+    for status, replay in value.items():
+        if not isinstance(status, StepStatus) or status is StepStatus.complete:
+            raise DefinitionError(
+                f"step {step!r}: recovery key {status!r} is not a recorded status; use "
+                f"StepStatus.success, failure, ready, active, skipped or interrupted"
+            )
+        if not isinstance(replay, StepReplay):
+            raise DefinitionTypeError(
+                f"step {step!r}: recovery[{status.value}] must be StepReplay.skip or "
+                f"StepReplay.rerun, got {replay!r}"
+            )
+        policy[status] = replay
+    return policy
+
+
+def repeat_items(value: Any, step: str) -> Any:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise DefinitionTypeError(
+            f"step {step!r}: repeats must be a sequence, a range or a callable returning an "
+            f"iterable, got {type(value).__name__} {value!r}"
+        )
+    return tuple(value)
+
+
+def host_names(value: Any, step: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Iterable) or not all(isinstance(h, str) and h for h in value):
+        raise DefinitionTypeError(
+            f"step {step!r}: hosts must be a list of worker names or addresses, got {value!r}"
+        )
+    hosts = tuple(value)
+    if not hosts:
+        raise DefinitionError(f"step {step!r}: hosts is empty; give at least one or None")
+    return hosts
