@@ -241,3 +241,21 @@ def mark_by_hand(store: Path, run_id: str, key: tuple[str, str], status: str, wh
             "marked_by, reason) VALUES (?, ?, 0, ?, ?, 'step', ?, ?, ?, ?)",
             (run_id, number, *key, status, now, who, reason),
         )
+
+
+def record_log_folder(store: Path, run_id: str, logdir: Path) -> Path:
+    """The run's log folder under ``logdir``, recorded as each attempt's ``attempts.logdir``
+    where the store did not record one (stores from before the log folder was recorded)."""
+    import sqlite3
+
+    from sequent.logs import run_log_dir
+    from sequent.plan import read_store
+
+    with read_store(store) as opened:
+        folder = run_log_dir(logdir, opened.run(run_id)["flow_name"], run_id)
+    with sqlite3.connect(store) as conn:
+        conn.execute(
+            "UPDATE attempts SET logdir = ? WHERE run_id = ? AND logdir IS NULL",
+            (str(folder), run_id),
+        )
+    return folder

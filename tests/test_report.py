@@ -330,9 +330,13 @@ def test_report_of_an_interrupted_run_in_chromium(stopped_store, browser, tmp_pa
             if n["status"] == "interrupted" and n["kind"] == "step"
         ]
     assert stopped == ["box_slow/1.1"]
+    folder = runs.record_log_folder(store_path, run_id, store_path.parent / "logs")
     page = report(store_path, run_id, tmp_path)
     dom = runs.dump_dom(browser, tmp_path / "p", page)
     assert 'class="badge interrupted"' in dom
+    step_log = folder / "box_slow@1.1.log"
+    log = step_log if step_log.is_file() else folder / "run.log"
+    assert f'<a class="log" href="{log.resolve().as_uri()}">log</a>' in dom
     assert header_problems(dom) == [("interrupted", "box_slow/1.1")]
     assert grid_columns(dom) == ["0"]
     assert_filtered(browser, tmp_path / "p", page, "interrupted", [stopped])

@@ -99,6 +99,8 @@ def result_text(result: Any) -> str:
 
 def _attempt_section(attempt: Mapping[str, Any], rows: list[Any], svg: str) -> str:
     result = result_text(attempt.get("result"))
+    if result == "failure" and any(row.status == "interrupted" for row in rows):
+        result = "interrupted"
     executed = sum(1 for row in rows if row.executed)
     replayed = sum(1 for row in rows if row.replayed)
     took = (
