@@ -14,7 +14,14 @@ For each executor it measures, on a step that does nothing:
   original library's way.
 
 It prints the ratios ``backend/raw`` and ``flow/raw`` (the target for the backends is 1.5x) and
-how many times cheaper a warm pool is than a process per step. Takes well under a minute.
+how many times cheaper a warm pool is than a process per step.
+
+Then, on a real 2-worker Dask cluster (a ``dask scheduler`` and two ``dask worker`` processes
+on 127.0.0.1, started here and stopped at the end), whole flows against Dask used directly, in
+the same run and interleaved: a **fan** of ``--fan`` (2,000) independent steps against one
+``client.map`` of the same calls gathered at once (target: at most 1.5x), and a **chain** of
+``--chain`` (200) steps each requiring the previous one against a ``submit().result()`` loop
+(target: at most 1.1x). The flows record into an SQLite file, as a real run does.
 """
 
 from __future__ import annotations
@@ -117,12 +124,157 @@ def measure(name: str, steps: int, logdir: str) -> dict[str, float]:
     return figures
 
 
+class DaskCluster:
+    """A scheduler and ``workers`` worker processes of one thread, each in its own folder."""
+
+    def __init__(self, workers: int) -> None:
+        import json
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.folder = Path(tempfile.mkdtemp(prefix="sequent-bench-dask-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        file = self.folder / "scheduler.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+        def start(module: str, *argv: str, cwd: Path) -> None:
+            cwd.mkdir(exist_ok=True)
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", f"distributed.cli.{module}", *argv],
+                    cwd=cwd,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+        start("dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+              "--scheduler-file", str(file), cwd=self.folder / "scheduler")  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not file.exists() or not file.read_text().strip():
+            if time.monotonic() > deadline:
+                raise SystemExit("the Dask scheduler did not start within 60 s")
+            time.sleep(0.05)
+        time.sleep(0.1)
+        self.address = json.loads(file.read_text())["address"]
+        for number in range(workers):
+            start("dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
+                  "--name", f"w{number + 1}", "--no-dashboard",
+                  cwd=self.folder / f"w{number + 1}")  # fmt: skip
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except Exception:  # noqa: BLE001 - then by force
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def dask_flows(fan: int, chain: int, repeat: int) -> dict[str, list[float]]:
+    """Seconds of each fan and chain measurement (sequent's flow and Dask alone), interleaved."""
+    import distributed
+
+    from sequent.executors.dask import DaskBackend
+
+    cluster = DaskCluster(2)
+    folder = tempfile.mkdtemp(prefix="sequent-bench-")
+    try:
+        client = distributed.Client(cluster.address, set_as_default=False)
+        client.wait_for_workers(2, timeout=60)
+        backend = DaskBackend(client=client)
+
+        def flow(shape: str, steps: int) -> seq.Sequent:
+            made = seq.Sequent(
+                name=shape,
+                store=f"{folder}/{shape}.run.db",
+                executor=backend,
+                logging_level=logging.WARNING,
+                config={"max_concurrent": 0, "logdir": folder},
+            )
+            previous = None
+            for number in range(steps):
+                needs = ((previous, seq.STEP_SUCCESS),) if shape == "chain" and previous else ()
+                previous = made.add_step(f"s{number}", func=noop, requires=needs)
+            return made
+
+        def sequent_run(shape: str, steps: int) -> float:
+            made = flow(shape, steps)
+            started = time.perf_counter()
+            assert made.run()
+            return time.perf_counter() - started
+
+        def raw_fan() -> float:
+            started = time.perf_counter()
+            client.gather(client.map(noop_arg, range(fan), pure=False))
+            return time.perf_counter() - started
+
+        def raw_chain() -> float:
+            started = time.perf_counter()
+            for number in range(chain):
+                client.submit(noop_arg, number, pure=False).result()
+            return time.perf_counter() - started
+
+        sequent_run("fan", 50), raw_fan(), raw_chain()  # warm both
+        times: dict[str, list[float]] = {"fan": [], "map": [], "chain": [], "loop": []}
+        for _ in range(repeat):
+            times["map"].append(raw_fan())
+            times["fan"].append(sequent_run("fan", fan))
+            times["loop"].append(raw_chain())
+            times["chain"].append(sequent_run("chain", chain))
+        backend.shutdown()
+        client.close()
+    finally:
+        cluster.stop()
+    return times
+
+
+def noop_arg(_: Any) -> None:
+    return None
+
+
+def print_dask_flows(times: dict[str, list[float]], fan: int, chain: int) -> None:
+    fan_ratio = statistics.median(f / m for f, m in zip(times["fan"], times["map"], strict=True))
+    chain_ratio = statistics.median(
+        c / r for c, r in zip(times["chain"], times["loop"], strict=True)
+    )
+    print(f"\non a 2-worker Dask cluster (separate processes), medians of {len(times['fan'])}:")
+    print(
+        f"fan of {fan}:   flow {statistics.median(times['fan']):7.2f} s, client.map "
+        f"{statistics.median(times['map']):7.2f} s: {fan_ratio:5.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"chain of {chain}: flow {statistics.median(times['chain']):7.2f} s, submit().result() "
+        f"{statistics.median(times['loop']):7.2f} s: {chain_ratio:5.2f}x (target <= 1.1x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--dask-steps", type=int, default=40)
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--fan", type=int, default=2000)
+    parser.add_argument("--chain", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only-dask-cluster", action="store_true")
     options = parser.parse_args()
+    if options.only_dask_cluster:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        times = dask_flows(options.fan, options.chain, options.repeat)
+        print_dask_flows(times, options.fan, options.chain)
+        return
     logging.getLogger("distributed").setLevel(logging.ERROR)
     logdir = tempfile.mkdtemp(prefix="sequent-bench-")
     names = ["process", "loky"] + ([] if options.no_dask else ["dask"])
@@ -152,6 +304,9 @@ def main() -> None:
         "flow.run() per step\n(scheduling, SQLite store, logs included). Target: backend/raw "
         "within 1.5x."
     )
+    if not options.no_dask:
+        times = dask_flows(options.fan, options.chain, options.repeat)
+        print_dask_flows(times, options.fan, options.chain)
 
 
 if __name__ == "__main__":

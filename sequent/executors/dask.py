@@ -35,7 +35,6 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-import cloudpickle
 import distributed
 
 from ..errors import ClusterError, ExecutorError, UnknownHostError
@@ -44,8 +43,8 @@ from ..status import StepStatus
 from . import dask_hosts
 from .dask_connect import Connection, open_client
 from .dask_plugin import PREFIX, AtMostOnce
-from .dask_remote import TOPIC, run_step, running_steps
-from .dask_results import Clock, Entry, Placement, Results, failure, outcome_of
+from .dask_remote import TOPIC, running_steps
+from .dask_results import Clock, Entry, Placement, Results, Sender, failure, outcome_of
 from .worker import Outcome, Task
 
 log = logging.getLogger("sequent")
@@ -99,6 +98,7 @@ class DaskBackend:
         self._running: dict[str, Entry] = {}
         self._placement: dict[str, Placement] = {}
         self._results: Results | None = None
+        self._sender: Sender | None = None
         self._clock = Clock(self._timed_out)
         self._plugged = False
         #: True once ``prepare`` ran: timeouts then count from the start on the worker, here.
@@ -134,6 +134,7 @@ class DaskBackend:
             )
         client.subscribe_topic(TOPIC, self._started)
         self._results = Results(self, client)
+        self._sender = Sender(self, client, self._results)
 
     def where(self) -> str:
         """The cluster the steps run on, in words (for the run log)."""
@@ -219,28 +220,14 @@ class DaskBackend:
     ) -> None:
         context = task.context
         key = f"{PREFIX}{context.run_id}-{context.name}-{context.sequence}-{uuid.uuid4().hex[:8]}"
-        announce = bool(placement.timeout) and self.times_steps
         entry = Entry(future, task, placement)
+        entry.workers = workers or None
+        entry.announce = bool(placement.timeout) and self.times_steps
         with self._lock:
             self._running[key] = entry
-        try:
-            entry.dask = self.client.submit(
-                run_step,
-                cloudpickle.dumps(task),
-                announce,
-                key=key,
-                workers=workers or None,
-                allow_other_workers=False,
-                resources=placement.resources,
-                pure=False,
-            )
-        except Exception:
-            with self._lock:
-                self._running.pop(key, None)
-            raise
-        results = self._results
-        assert results is not None
-        entry.dask.add_done_callback(results.put)
+        sender = self._sender
+        assert sender is not None
+        sender.put(key, entry)
 
     def _await_hosts(
         self, task: Task, hosts: tuple[str, ...], placement: Placement, future: Future[Outcome]
@@ -306,8 +293,11 @@ class DaskBackend:
         return False
 
     def _stop(self, entry: Entry) -> None:
-        if entry.dask is not None:
-            entry.dask.cancel()
+        with self._lock:
+            entry.cancelled = True  # a task still in the sender's queue is never sent
+            task_future = entry.dask
+        if task_future is not None:
+            task_future.cancel()
         context = entry.task.context
         step = (context.run_id, context.name, context.sequence, context.attempt)
         client = self._client
@@ -350,6 +340,9 @@ class DaskBackend:
         for entry in running:
             entry.settle(failure("WorkerError: the Dask executor was shut down while the step ran"))
         self._clock.stop()
+        if self._sender is not None:
+            self._sender.stop()
+            self._sender = None
         if self._results is not None:
             self._results.stop()
             self._results = None

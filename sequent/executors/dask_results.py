@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+import cloudpickle
 import distributed
 
 from ..status import StepStatus
@@ -37,13 +38,16 @@ class Placement:
 
 
 class Entry:
-    __slots__ = ("future", "task", "placement", "dask")
+    __slots__ = ("future", "task", "placement", "dask", "workers", "announce", "cancelled")
 
     def __init__(self, future: Future[Outcome], task: Task, placement: Placement) -> None:
         self.future = future
         self.task = task
         self.placement = placement
         self.dask: distributed.Future | None = None
+        self.workers: list[str] | None = None
+        self.announce = False
+        self.cancelled = False
 
     def settle(self, outcome: Outcome) -> None:
         if not self.future.done():
@@ -51,6 +55,80 @@ class Entry:
                 self.future.set_result(outcome)
             except Exception:  # noqa: BLE001 - settled by another thread a moment ago
                 pass
+
+
+class Sender:
+    """One thread that sends the steps submitted meanwhile to Dask, as one graph per placement.
+
+    The scheduling core submits a round's steps one after another; sending them in one
+    ``client.map`` costs the scheduler one graph update instead of one per step.
+    """
+
+    def __init__(self, backend: Any, client: distributed.Client, results: Results) -> None:
+        self.backend = backend
+        self.client = client
+        self.results = results
+        self.queue: queue.SimpleQueue[tuple[str, Entry] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.run, name="sequent-dask-sender", daemon=True)
+        self.thread.start()
+
+    def put(self, key: str, entry: Entry) -> None:
+        self.queue.put((key, entry))
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=5)
+
+    def run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            try:
+                while True:
+                    batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            groups: dict[Any, list[tuple[str, Entry]]] = {}
+            for item in batch:
+                if item is None:
+                    return
+                entry = item[1]
+                resources = entry.placement.resources
+                shape = (
+                    tuple(entry.workers) if entry.workers else None,
+                    tuple(sorted(resources.items())) if resources else None,
+                    entry.announce,
+                )
+                groups.setdefault(shape, []).append(item)
+            for group in groups.values():
+                self._send(group)
+
+    def _send(self, group: list[tuple[str, Entry]]) -> None:
+        from .dask_remote import run_step
+
+        first = group[0][1]
+        try:
+            payloads = [cloudpickle.dumps(entry.task) for _, entry in group]
+            futures = self.client.map(
+                run_step,
+                payloads,
+                [first.announce] * len(group),
+                key=[key for key, _ in group],
+                workers=first.workers,
+                allow_other_workers=False,
+                resources=first.placement.resources,
+                pure=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. the connection is gone: the steps fail
+            for _, entry in group:
+                entry.settle(failure(f"ClusterError: the step could not be sent to Dask: {exc}"))
+            return
+        for (_, entry), task_future in zip(group, futures, strict=True):
+            with self.backend._lock:
+                entry.dask = task_future
+                cancelled = entry.cancelled
+            if cancelled:
+                task_future.cancel()
+            task_future.add_done_callback(self.results.put)
 
 
 class Results:
