@@ -75,7 +75,7 @@ class DaskBackend:
         security: Any = None,
         cluster: Any = None,
         adapt: Any = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = None,
     ) -> None:
         import os
 
@@ -87,7 +87,7 @@ class DaskBackend:
             adapt=adapt,
             n_workers=n_workers or max_workers or min(os.cpu_count() or 1, 4),
             cluster_options=dict(cluster_options or {}),
-            timeout=connect_timeout,
+            timeout=connect_timeout if connect_timeout is not None else _connect_timeout(),
         )
         self.connection.check(client)
         self.address = address
@@ -359,6 +359,14 @@ class DaskBackend:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _connect_timeout() -> float:
+    """Dask's own ``distributed.comm.timeouts.connect`` (30 s unless configured), in seconds."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")) or 30)
 
 
 #: The name the documentation and SPEC 3.2 use.

@@ -454,3 +454,43 @@ def test_the_seed_recovery_example_without_a_guard_recovers_its_own_run_on_dask(
     assert second.rstrip().endswith("[ Processing finished with: success ]")
     store = open_store(str(tmp_path / "runly04.run.db"))
     assert len(store.runs()) == 1  # the workers' re-imports of the script wrote no run
+
+
+def test_a_lost_scheduler_fails_the_running_step_with_the_schedulers_reason(tmp_path):
+    own = Cluster(tmp_path / "own-cluster")
+    try:
+        own.start_scheduler()
+        own.start_worker("solo", 1)
+        started = tmp_path / "started"
+        flow = seq.Sequent(
+            name="lost",
+            store=str(tmp_path / "lost.run.db"),
+            executor=DaskExecutor(address=own.address, connect_timeout=3),
+            config={"logdir": str(tmp_path / "logs")},
+        )
+        flow.add_step("long", func=touch_and_sleep, args=(str(started), 60))
+
+        def kill_scheduler() -> None:
+            wait_for(started.exists, 60, "the step to start")
+            own.stop_one("scheduler")
+
+        killer = threading.Thread(target=kill_scheduler, daemon=True)
+        killer.start()
+        try:
+            assert flow.run() is False
+        finally:
+            flow.close()
+        killer.join(10)
+        (node,) = open_store(flow.store_path).nodes(flow.run_id)
+        assert node["status"] == "failure"
+        assert node["error"].startswith(
+            "ClusterError: the connection to the Dask scheduler was lost while step 'long' "
+            "(sequence 1) ran (Client lost the connection to the scheduler."
+        )
+    finally:
+        own.stop()
+
+
+def touch_and_sleep(path: str, seconds: float) -> None:
+    Path(path).write_text("")
+    time.sleep(seconds)
