@@ -461,6 +461,8 @@ def test_a_lost_scheduler_fails_the_running_step_with_the_schedulers_reason(tmp_
     try:
         own.start_scheduler()
         own.start_worker("solo", 1)
+        with distributed.Client(own.address, set_as_default=False) as client:
+            own.wait_workers(client, ["solo"])
         started = tmp_path / "started"
         flow = seq.Sequent(
             name="lost",
