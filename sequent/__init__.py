@@ -17,6 +17,7 @@ from .errors import (
 )
 from .flow import Sequent
 from .handles import And, Event, Or, Step, and_, or_
+from .legacy import SequentWarning
 from .program import Program
 from .resources import Resource, ResourcePool
 from .status import (
@@ -62,6 +63,7 @@ __all__ = [
     "ResourcePool",
     "RunMode",
     "SequentError",
+    "SequentWarning",
     "Sequent",
     "Step",
     "StepContext",

@@ -8,6 +8,7 @@ with the fix, before the step is added.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,7 @@ from .compiler.definitions import DEFAULT_RECOVERY
 from .config import check_step_config
 from .errors import DefinitionError, DefinitionTypeError, ResourceError
 from .resources import ResourcePool
-from .status import CONDITIONS, StepReplay, StepStatus
+from .status import CONDITIONS, RunMode, StepReplay, StepStatus
 
 
 def call(
@@ -73,11 +74,14 @@ STEP_ARGUMENTS = (
 ).split()
 
 
-def unknown_arguments(step: str, unknown: Mapping[str, Any]) -> str:
-    """The message for keyword arguments ``add_step`` does not take, with a likely fix."""
+def unknown_arguments(step: str, unknown: Iterable[str], also: Iterable[str] = ()) -> str:
+    """The message for keyword arguments ``add_step`` does not take, with a likely fix.
+
+    ``also`` are further names a hint may suggest (the original's, accepted and ignored).
+    """
     hints = []
     for keyword in sorted(unknown):
-        close = difflib.get_close_matches(keyword, STEP_ARGUMENTS, n=1)
+        close = difflib.get_close_matches(keyword, [*STEP_ARGUMENTS, *also], n=1)
         hints.append(f"{keyword!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return (
         f"step {step!r}: add_step got unknown argument {', '.join(hints)}; it takes "
@@ -206,7 +210,42 @@ def host_names(value: Any, step: str) -> tuple[str, ...] | None:
         raise DefinitionTypeError(
             f"step {step!r}: hosts must be a list of worker names or addresses, got {value!r}"
         )
-    hosts = tuple(value)
-    if not hosts:
-        raise DefinitionError(f"step {step!r}: hosts is empty; give at least one or None")
-    return hosts
+    return tuple(value) or None  # [] was the original's default: no placement
+
+
+def run_selection(
+    run_mode: Any, recovery_run: Any, run_id: Any, call: str
+) -> tuple[RunMode, str | None]:
+    """Check ``run_mode`` and the run to recover, given as ``recovery_run`` or ``run_id``.
+
+    ``run_id`` is the original's name for ``recovery_run`` ('' meaning none). Raises
+    ``DefinitionTypeError``/``DefinitionError`` naming the argument.
+    """
+    if not isinstance(run_mode, RunMode):
+        raise DefinitionTypeError(
+            f"{call}(run_mode=...) takes sequent.RunMode.restart or RunMode.recover "
+            f"(RUN_RESTART, RUN_RECOVER), got {run_mode!r}"
+        )
+    for what, value in (("recovery_run", recovery_run), ("run_id", run_id)):
+        if value is not None and not isinstance(value, str):
+            raise DefinitionTypeError(f"{call}({what}=...) takes a run id string, got {value!r}")
+    run_id = run_id or None
+    if recovery_run and run_id and recovery_run != run_id:
+        raise DefinitionError(
+            f"{call}() got recovery_run={recovery_run!r} and run_id={run_id!r}; they name the "
+            f"same thing (the run to recover), so pass one of them"
+        )
+    return run_mode, recovery_run or run_id
+
+
+def logging_level(level: Any) -> int:
+    """``level`` as a number: a logging level, or a level's name. Raises ``DefinitionError``."""
+    if isinstance(level, bool) or not isinstance(level, (int, str)):
+        raise DefinitionTypeError(f"logging_level must be a logging level, got {level!r}")
+    try:
+        return int(logging._checkLevel(level))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise DefinitionError(
+            f"logging_level {level!r} is not a logging level; use logging.INFO, "
+            f"'DEBUG', 'WARNING' or another level name"
+        ) from exc

@@ -1,12 +1,20 @@
-"""Flow and step configuration: known keys, defaults, and loading from YAML or TOML files."""
+"""Flow and step configuration: known keys, defaults, and loading from YAML or TOML files.
+
+Configurations written for the original sequent 3.1.x load too: its ``LOGGING`` section is read
+as ``logging_level`` and ``logdir``, and keys only the original used are set aside (the caller
+warns once, naming them) instead of being refused.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from .errors import ConfigError
 
@@ -28,12 +36,79 @@ FLOW_DEFAULTS: dict[str, Any] = {
 #: Keys a step's own ``config`` may set (they override the flow's and enclosing containers').
 STEP_KEYS = frozenset({"max_concurrent", "stop_on_exception", "dask_resources"})
 
+#: Keys only the original sequent 3.1.x / eventor used (SSH hosts, shared databases, its own
+#: logging setup): accepted and ignored, with one warning naming them.
+LEGACY_KEYS = frozenset(
+    {
+        "DATABASES",
+        "HOSTS",
+        "day_to_keep_db",
+        "debug",
+        "envvar_prefix",
+        "import_file",
+        "import_module",
+        "pass_logger_to_task",
+        "remote_method",
+        "sequence_arg_name",
+        "sequent_db",
+        "shared_db",
+        "ssh_config",
+        "ssh_host",
+        "ssh_port",
+    }
+)
+
+#: The original's ``LOGGING`` section: the keys read here, and those ignored with the warning.
+LOGGING_KEYS = frozenset({"logging_level", "logdir"})
+LEGACY_LOGGING_KEYS = frozenset(
+    {
+        "atTime",
+        "backupCount",
+        "consolidate",
+        "console",
+        "datefmt",
+        "delay",
+        "encoding",
+        "file_mode",
+        "file_prefix",
+        "file_suffix",
+        "interval",
+        "level_formats",
+        "maxBytes",
+        "utc",
+        "when",
+    }
+)
+
+
+@attrs.frozen
+class Settings:
+    """A flow's configuration as read: ``config`` with defaults, and what the original's keys said.
+
+    ``logging_level`` is the ``LOGGING`` section's level (None when it gave none); ``ignored``
+    names the keys only the original used, sorted; ``databases`` is its ``DATABASES`` section.
+    """
+
+    config: dict[str, Any]
+    logging_level: Any = None
+    ignored: tuple[str, ...] = ()
+    databases: Mapping[str, Any] = attrs.field(factory=dict)
+
 
 def load_config(config: Any, tag: str | None = None) -> dict[str, Any]:
     """The flow configuration from a mapping or a YAML/TOML file, with defaults filled in.
 
     Raises ``ConfigError`` for an unreadable file, a missing ``tag``, an unknown key or a value
     of the wrong kind.
+    """
+    return read_settings(config, tag).config
+
+
+def read_settings(config: Any, tag: str | None = None) -> Settings:
+    """``load_config``'s work, keeping what the original's ``LOGGING`` and other keys said.
+
+    Raises ``ConfigError`` as ``load_config`` does; a key neither known here nor used by the
+    original is an error with the closest known key as a hint.
     """
     if config is None:
         config = {}
@@ -55,26 +130,71 @@ def load_config(config: Any, tag: str | None = None) -> dict[str, Any]:
             config = config[part]
         if not isinstance(config, Mapping):
             raise ConfigError(f"config_tag {tag!r} selects {config!r}, which is not a mapping")
-    unknown = sorted(set(config) - set(FLOW_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(FLOW_DEFAULTS)}")
-    merged = {**FLOW_DEFAULTS, **config}
+    config = dict(config)
+    ignored = sorted(key for key in config if key in LEGACY_KEYS)
+    databases = config.get("DATABASES")
+    level, logging_ignored = _logging_section(config.pop("LOGGING", None), config)
+    _check_known(config, set(FLOW_DEFAULTS) | LEGACY_KEYS | {"LOGGING"}, "config key")
+    merged = {**FLOW_DEFAULTS, **{k: v for k, v in config.items() if k not in LEGACY_KEYS}}
+    for key in ("logdir", "workdir"):
+        if isinstance(merged[key], str):
+            merged[key] = os.path.expanduser(merged[key])
     check_values(merged, "the flow")
-    return merged
+    return Settings(
+        config=merged,
+        logging_level=level,
+        ignored=tuple(ignored + logging_ignored),
+        databases=databases if isinstance(databases, Mapping) else {},
+    )
+
+
+def _logging_section(section: Any, config: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Read the original's ``LOGGING`` mapping: its level, its ``logdir`` (put into ``config``).
+
+    Returns the level (None if not given) and the section's ignored keys as ``LOGGING.key``.
+    """
+    if section is None:
+        return None, []
+    if not isinstance(section, Mapping):
+        raise ConfigError(
+            f"config LOGGING must be a mapping such as {{'logging_level': logging.INFO, "
+            f"'logdir': '/var/log/flows'}}, got {section!r}"
+        )
+    _check_known(section, LOGGING_KEYS | LEGACY_LOGGING_KEYS, "config LOGGING key")
+    if "logdir" in section and "logdir" not in config:
+        config["logdir"] = section["logdir"]
+    ignored = sorted(f"LOGGING.{key}" for key in section if key in LEGACY_LOGGING_KEYS)
+    return section.get("logging_level"), ignored
+
+
+def _check_known(config: Mapping[str, Any], known: set[str] | frozenset[str], what: str) -> None:
+    """Raise ``ConfigError`` for the first key of ``config`` not in ``known``, with a hint."""
+    unknown = sorted(str(key) for key in config if key not in known)
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    listed = sorted(k for k in known if k not in LEGACY_KEYS and k not in LEGACY_LOGGING_KEYS)
+    raise ConfigError(f"unknown {what} {', '.join(hints)}; known keys are {listed}")
 
 
 def check_step_config(config: Mapping[str, Any], step: str) -> dict[str, Any]:
-    """A step's ``config``, checked: only ``STEP_KEYS`` with values of the right kind."""
+    """A step's ``config``, checked: only ``STEP_KEYS`` with values of the right kind.
+
+    Keys only the original used (``LEGACY_KEYS``) are dropped; the caller warns about them.
+    """
     if not isinstance(config, Mapping):
         raise ConfigError(f"step {step!r}: config must be a mapping, got {config!r}")
-    unknown = sorted(set(config) - STEP_KEYS)
+    unknown = sorted(set(config) - STEP_KEYS - LEGACY_KEYS)
     if unknown:
         raise ConfigError(
             f"step {step!r}: config keys {unknown} cannot be set per step; "
             f"a step may set {sorted(STEP_KEYS)} (set the others on the Sequent)"
         )
     check_values(config, f"step {step!r}")
-    return dict(config)
+    return {key: value for key, value in config.items() if key not in LEGACY_KEYS}
 
 
 def check_values(config: Mapping[str, Any], where: str) -> None:
@@ -136,14 +256,12 @@ def _read_file(path: Path) -> Any:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
             return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            import yaml
+        import yaml  # any other suffix (.yaml, .yml, the original's runly.conf): YAML
 
-            return yaml.safe_load(text) or {}
+        return yaml.safe_load(text) or {}
     except Exception as exc:
+        kind = "TOML" if suffix == ".toml" else "YAML (the kind of any file not named *.toml)"
         raise ConfigError(
-            f"config file {str(path)!r} cannot be parsed: {type(exc).__name__}: {exc}"
+            f"config file {str(path)!r} cannot be parsed as {kind}: {type(exc).__name__}: "
+            f"{exc}; fix the file's syntax"
         ) from exc
-    raise ConfigError(
-        f"config file {str(path)!r} has an unknown kind; use a .yaml, .yml or .toml file"
-    )

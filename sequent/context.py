@@ -61,19 +61,34 @@ def current() -> StepContext | None:
 def entered(context: StepContext, set_environ: bool = False) -> Iterator[None]:
     """Run the body as step ``context``; with ``set_environ``, also export its variables.
 
-    Exporting changes ``os.environ`` for the whole process, so only process-based workers, which
-    run one step at a time, ask for it. Only variables whose value differs are set and restored.
+    Exporting changes ``os.environ`` for the whole process, so only executors that run one step
+    at a time in a process (worker processes, the serial executor) ask for it.
     """
     token = _current.set(context)
-    saved: Mapping[str, str | None] = {}
-    if set_environ:
-        env = context.environ()
-        saved = {key: os.environ.get(key) for key in env if os.environ.get(key) != env[key]}
-        os.environ.update({key: env[key] for key in saved})
+    try:
+        if set_environ:
+            with exported(context):
+                yield
+        else:
+            yield
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def exported(context: StepContext) -> Iterator[None]:
+    """Mutates ``os.environ``: the step's variables for the body, the previous values after.
+
+    Only variables whose value differs are set and restored.
+    """
+    env = context.environ()
+    saved: Mapping[str, str | None] = {
+        key: os.environ.get(key) for key in env if os.environ.get(key) != env[key]
+    }
+    os.environ.update({key: env[key] for key in saved})
     try:
         yield
     finally:
-        _current.reset(token)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import arguments
+from . import arguments, legacy
 from .compiler import FlowDef, Plan, StepDef, compile_flow
-from .config import load_config
+from .config import LEGACY_KEYS, read_settings
 from .context import StepContext, current
 from .errors import (
     DefinitionError,
@@ -45,40 +45,33 @@ class Sequent:
         store: str = "",
         run_mode: RunMode = RunMode.restart,
         recovery_run: str | None = None,
-        logging_level: int = logging.INFO,
+        logging_level: int | str | None = None,
         config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         executor: Any = None,
         config_tag: str | None = None,
+        run_id: str | None = None,
+        **original: Any,
     ) -> None:
         caller = _caller_file()
+        ignored = legacy.split_arguments(
+            original, legacy.FLOW_ARGUMENTS, _FLOW_ARGUMENTS, "Sequent()"
+        )
         if not isinstance(name, str):
             raise DefinitionTypeError(f"Sequent name must be a string, got {name!r}")
         if not isinstance(store, (str, os.PathLike)):
             raise DefinitionTypeError(
                 f"Sequent store must be a file path or ':memory:', got {store!r}"
             )
-        if not isinstance(run_mode, RunMode):
-            raise DefinitionTypeError(
-                f"run_mode must be sequent.RunMode.restart or RunMode.recover, got {run_mode!r}"
-            )
-        if recovery_run is not None and not isinstance(recovery_run, str):
-            raise DefinitionTypeError(f"recovery_run must be a run id string, got {recovery_run!r}")
-        if isinstance(logging_level, bool) or not isinstance(logging_level, (int, str)):
-            raise DefinitionTypeError(
-                f"logging_level must be a logging level, got {logging_level!r}"
-            )
+        self.run_mode, self.recovery_run = arguments.run_selection(
+            run_mode, recovery_run, run_id, "Sequent"
+        )
+        settings = read_settings(config, config_tag or None)
+        self.config = settings.config
+        legacy.check_database_store(str(store), settings.databases)
+        level = logging_level if logging_level is not None else settings.logging_level
+        self.logging_level = arguments.logging_level(logging.INFO if level is None else level)
         self.name = name or (caller.stem if caller else "sequent")
         self.store_path = str(store) if store else _default_store(caller)
-        self.run_mode = run_mode
-        self.recovery_run = recovery_run
-        try:
-            self.logging_level = logging._checkLevel(logging_level)  # type: ignore[attr-defined]
-        except ValueError as exc:
-            raise DefinitionError(
-                f"logging_level {logging_level!r} is not a logging level; use logging.INFO, "
-                f"'DEBUG', 'WARNING' or another level name"
-            ) from exc
-        self.config = load_config(config, config_tag)
         self.executor = executor if executor is not None else self.config["task_construct"]
         if self.executor is not None:
             from .executors import backend_name
@@ -93,6 +86,8 @@ class Sequent:
         self._backend: Any = None
         self._last_run_id: str | None = None
         self._proxy = False
+        self._ignored_step_arguments: dict[str, list[str]] = {}
+        legacy.warn_ignored("Sequent()", arguments=ignored, config_keys=settings.ignored)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -156,6 +151,8 @@ class Sequent:
         step = Step(self, parent, definition)
         siblings.append(step)
         self._paths[shown] = step
+        for key in [*unknown, *(k for k in config or () if k in LEGACY_KEYS)]:
+            self._ignored_step_arguments.setdefault(key, []).append(shown)
         return step
 
     def _new_path(
@@ -164,8 +161,11 @@ class Sequent:
         """The path of a new step ``name`` under ``parent``; raises if it cannot be added."""
         if not isinstance(name, str) or not name:
             raise DefinitionTypeError(f"step name must be a non-empty string, got {name!r}")
-        if unknown:
-            raise DefinitionTypeError(arguments.unknown_arguments(name, unknown))
+        wrong = [key for key in unknown if key not in legacy.STEP_ARGUMENTS]
+        if wrong:
+            raise DefinitionTypeError(
+                arguments.unknown_arguments(name, wrong, legacy.STEP_ARGUMENTS)
+            )
         if "/" in name or name != name.strip():
             raise DefinitionError(
                 f"step name {name!r} may not contain '/' or surrounding spaces; rename it"
@@ -213,12 +213,23 @@ class Sequent:
         return FlowDef(self.name, tuple(step.define() for step in self._steps), self.config)
 
     def compile(self) -> Plan:
-        """Check the flow and expand it into a ``Plan``; raises a ``SequentError`` if it cannot."""
+        """Check the flow and expand it into a ``Plan``; raises a ``SequentError`` if it cannot.
+
+        The first compile warns once about ``add_step`` arguments only the original used.
+        """
         if not self._steps:
             raise DefinitionError(
                 f"flow {self.name!r} has no steps; add some with add_step(...) before running"
             )
-        return compile_flow(self.definition())
+        plan = compile_flow(self.definition())
+        if self._ignored_step_arguments:
+            shown = [
+                f"{key} (step {', '.join(repr(s) for s in steps)})"
+                for key, steps in self._ignored_step_arguments.items()
+            ]
+            self._ignored_step_arguments = {}
+            legacy.warn_ignored(f"flow {self.name!r}", stacklevel=4, add_step_arguments=shown)
+        return plan
 
     def to_dot(self, expanded: bool = False, run_id: str | None = None) -> str:
         """The flow as Graphviz DOT text; ``run_id`` colours nodes by that run's statuses.
@@ -269,23 +280,42 @@ class Sequent:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, max_loops: int = -1, progress: Any = False) -> bool:
+    def run(
+        self,
+        max_loops: int = -1,
+        progress: Any = False,
+        run_mode: RunMode | None = None,
+        recovery_run: str | None = None,
+        run_id: str | None = None,
+        **original: Any,
+    ) -> bool:
         """Run the flow (or recover a run of it); True when no failure went unhandled.
 
         ``max_loops`` stops launching steps after that many scheduling rounds (the run stays
-        recoverable); ``progress`` True draws a live display on standard error. Raises a
-        ``SequentError`` before anything runs when the flow, its executor or its store cannot
-        work.
+        recoverable); ``progress`` True draws a live display on standard error; ``run_mode``
+        and ``recovery_run`` (or its original name ``run_id``) override the flow's own for this
+        run only. Raises a ``SequentError`` before anything runs when the flow, its executor or
+        its store cannot work.
         """
         from .executors import create_backend
         from .runner import FlowOptions, redeliver, reimported_main, run_flow
         from .store import open_store
 
+        ignored = legacy.split_arguments(original, legacy.FLOW_ARGUMENTS, _RUN_ARGUMENTS, "run()")
+        legacy.warn_ignored("run()", arguments=ignored)
+        mode, recover = self.run_mode, self.recovery_run
+        if run_mode is not None or recovery_run is not None or run_id is not None:
+            mode, recover = arguments.run_selection(
+                mode if run_mode is None else run_mode,
+                recovery_run if recovery_run is not None or run_id is not None else recover,
+                run_id,
+                "run",
+            )
         options = FlowOptions(
             flow_name=self.name,
             config=self.config,
-            mode=self.run_mode,
-            recovery_run=self.recovery_run,
+            mode=mode,
+            recovery_run=recover,
             logging_level=self.logging_level,
             max_loops=max_loops,
             progress=progress,
@@ -392,6 +422,12 @@ class Sequent:
 
     def __repr__(self) -> str:
         return f"Sequent({self.name!r}, steps={len(self._paths)})"
+
+
+_FLOW_ARGUMENTS = (
+    "name store run_mode recovery_run logging_level config executor config_tag run_id"
+).split()
+_RUN_ARGUMENTS = ("max_loops", "progress", "run_mode", "recovery_run", "run_id")
 
 
 def _caller_file() -> Path | None:

@@ -8,7 +8,7 @@ The handles are the only mutable part of a definition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -16,6 +16,7 @@ import attrs
 from .arguments import is_status, status
 from .compiler import NOTHING, AllOf, AnyOf, Atom, Expr, StepDef, atoms
 from .errors import DefinitionError, DefinitionTypeError, UnknownStepError
+from .legacy import placeholder
 
 
 class _Operator:
@@ -86,11 +87,24 @@ class Step:
             )
         return self.flow._add(self, name, func, *args, **kwargs)
 
+    def add_event(self, requires: Any = None, **kwargs: Any) -> Event:
+        """The same as ``flow.add_event``: the original had ``add_event`` on steps too."""
+        return self.flow.add_event(requires, **kwargs)
+
     def define(self) -> StepDef:
-        """The frozen definition of this step and everything below it."""
-        if not self.children:
-            return self.definition
-        return attrs.evolve(self.definition, children=tuple(c.define() for c in self.children))
+        """The frozen definition of this step and everything below it.
+
+        A leaf with no func is a placeholder that succeeds; a leaf's one-item ``repeats`` (the
+        original's default, ``[1]``) is dropped, as the original ran such a leaf once.
+        """
+        step = self.definition
+        if self.children:
+            return attrs.evolve(step, children=tuple(c.define() for c in self.children))
+        if step.func is None:
+            step = attrs.evolve(step, func=placeholder)
+        if isinstance(step.repeats, tuple) and len(step.repeats) == 1:
+            step = attrs.evolve(step, repeats=None)
+        return step
 
     def __repr__(self) -> str:
         return f"Step({self.path!r})"
@@ -103,8 +117,8 @@ def requirement(
     flow: Any, value: Any, parent: Step | None, owner: str, check_siblings: bool = True
 ) -> Expr:
     """Turn what ``requires`` was given into an expression; check what can be checked now."""
-    if value is None or (isinstance(value, (tuple, list)) and not value):
-        return NOTHING
+    if value is None or (isinstance(value, (tuple, list, Mapping)) and not value):
+        return NOTHING  # () or the original's documented default, {}
     expr = _expression(flow, value, parent, owner)
     if check_siblings:
         parent_path = parent.definition.path if parent else ()

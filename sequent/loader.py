@@ -83,7 +83,7 @@ def _intercepted_runs() -> Iterator[list[Sequent]]:
     ran: list[Sequent] = []
     original = Sequent.run
 
-    def noted(self: Sequent, max_loops: int = -1, progress: Any = False) -> bool:
+    def noted(self: Sequent, *args: Any, **kwargs: Any) -> bool:
         ran.append(self)
         return True
 

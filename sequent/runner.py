@@ -242,22 +242,43 @@ def _own_config(spec: NodeSpec, key: str, default: Any) -> Any:
 
 
 def _summary(scheduler: Scheduler) -> None:
+    """Log the counts per status, steps and containers apart, then the steps that went wrong."""
     state = scheduler.state
-    counts = Counter(status.value for status in state.status.values())
-    never = sum(1 for key in state.nodes if key not in state.status)
-    parts = [f"{counts[s.value]} {s.value}" for s in StepStatus if counts[s.value]]
-    if never:
-        parts.append(f"{never} not started")
-    log.info("Summary: %s", ", ".join(parts) or "nothing ran")
+    steps: Counter[str] = Counter()
+    containers: Counter[str] = Counter()
+    for key, spec in state.nodes.items():
+        status = state.status.get(key)
+        counts = containers if spec.step.is_container else steps
+        counts[status.value if status is not None else "not started"] += 1
+    text = _counted(steps, "step")
+    if containers:
+        text += f"; {_counted(containers, 'container')}"
+    log.info("Summary: %s", text)
     for status in (StepStatus.failure, StepStatus.skipped, StepStatus.interrupted):
         keys = sorted(
             (k for k, v in state.status.items() if v is status), key=lambda k: state.nodes[k].rank
         )
+        leaves = [k for k in keys if not state.nodes[k].step.is_container]
+        boxes = [k for k in keys if state.nodes[k].step.is_container]
         if keys:
-            shown = ", ".join(str(k) for k in keys[:20])
-            more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
+            text = _listed(leaves) if leaves else "no steps"
+            if boxes:
+                text += f" (containers: {_listed(boxes)})"
             level = logging.INFO if status is StepStatus.skipped else logging.WARNING
-            log.log(level, "%s: %s%s", status.value.capitalize(), shown, more)
+            log.log(level, "%s: %s", status.value.capitalize(), text)
 
+
+def _counted(counts: Counter[str], noun: str) -> str:
+    """``5 steps: 4 success, 1 failure``: the total, then each status in StepStatus order."""
+    total = sum(counts.values())
+    order = [status.value for status in StepStatus] + ["not started"]
+    parts = [f"{counts[name]} {name}" for name in order if counts[name]]
+    return f"{total} {noun}{'' if total == 1 else 's'}" + (f": {', '.join(parts)}" if parts else "")
+
+
+def _listed(keys: list[Any]) -> str:
+    """The first 20 of ``keys`` as ``path/sequence``, and how many more there are."""
+    more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
+    return ", ".join(str(k) for k in keys[:20]) + more
 
 __all__ = ["Finished", "FlowOptions", "RunMode", "check_sendable", "redeliver", "run_flow"]

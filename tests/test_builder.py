@@ -168,9 +168,11 @@ def test_container_with_a_func(flow, tmp_path):
         leaf.add_step("child", func=step)
 
 
-def test_leaf_without_func(flow, tmp_path):
-    flow.add_step("empty")
-    refused_before_anything(flow, tmp_path, DefinitionError, "empty")
+def test_leaf_without_func_is_a_placeholder_that_succeeds(flow):
+    flow.add_step("empty")  # the original ran such a step as a no-op (SPEC 6)
+    assert flow.run() is True
+    rows = flow._store.nodes(flow.run_id)
+    assert [(row["path"], row["status"]) for row in rows] == [("empty", "success")]
 
 
 def test_repeats_on_a_leaf(flow, tmp_path):

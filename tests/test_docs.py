@@ -150,7 +150,7 @@ def test_tutorial_runs_as_written(tmp_path):
     assert "[ Step C2/1 ] failed: RuntimeError: C2 could not reach the remote client" in (
         done.stderr
     )
-    assert "Summary: 4 success, 1 failure" in done.stderr
+    assert "Summary: 5 steps: 4 success, 1 failure" in done.stderr
     assert (tmp_path / "pitch.run.db").is_file()
     check_tutorial_store(tmp_path)
 

@@ -180,7 +180,7 @@ def check_seed_resources(folder: Path) -> None:
     done = run_example(folder, "seed_resources.py")
     assert done.returncode == 0, done.stdout
     assert re.findall(r"doing what (prog\d) is doing", done.stdout) == SEED_SIMPLE
-    assert "Summary: 14 success" in done.stdout
+    assert "Summary: 11 steps: 11 success; 3 containers: 3 success" in done.stdout
     assert results(done.stdout) == ["success"]
 
 
@@ -245,7 +245,7 @@ def check_dask_flow(folder: Path) -> None:
         ("branch", "fan_branch/1.2", "fan_branch"),
     ]
     assert "[stdout] a program step on a Dask worker" in out
-    assert "Summary: 5 success" in out
+    assert "Summary: 4 steps: 4 success; 1 container: 1 success" in out
     assert results(out) == ["success"]
 
 

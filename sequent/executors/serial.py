@@ -6,7 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from ..context import exported
 from .base import ExecutorBackend
+from .worker import Outcome, Task, execute
 
 
 class InlineExecutor(Executor):
@@ -45,3 +47,13 @@ class SerialBackend(ExecutorBackend):
     def running_inline(self) -> bool:
         """True while a step runs in the calling thread (the scheduler's own)."""
         return isinstance(self._executor, InlineExecutor) and self._executor.busy
+
+    def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
+        """Run the step here, with its ``SEQUENT_*``/``EVENTOR_*`` variables exported."""
+        return self.executor.submit(_execute_exported, task)
+
+
+def _execute_exported(task: Task) -> Outcome:
+    """``execute(task)`` with the step's variables in ``os.environ``, restored afterwards."""
+    with exported(task.context):
+        return execute(task)

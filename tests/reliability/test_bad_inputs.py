@@ -392,7 +392,7 @@ CASES = [
         ("nowhere.yaml", "does not exist"),
     ),
     Bad(
-        "config-file-unknown-kind",
+        "config-file-not-yaml",
         lambda c: c.flow(config=c.file("flow.ini", "[sequent]\nmax_concurrent = 2\n")),
         ConfigError,
         ValueError,
@@ -565,12 +565,12 @@ CASES = [
         "drop func=",
     ),
     Bad(
-        "leaf-without-func",
-        _run(lambda c, f: f.add_step("a")),
+        "leaf-with-two-repeats",
+        _run(lambda c, f: f.add_step("a", func=c.step, repeats=[1, 2])),
         DefinitionError,
         ValueError,
-        ("'a'", "no func"),
-        "func=",
+        ("'a'", "repeats="),
+        "child step",
     ),
     Bad(
         "flow-without-steps",
@@ -917,14 +917,6 @@ CASES = [
         DefinitionTypeError,
         TypeError,
         ("'a'", "hosts", "5"),
-    ),
-    Bad(
-        "hosts-empty",
-        lambda c: _leaf(c, hosts=[]),
-        DefinitionError,
-        ValueError,
-        ("'a'", "hosts"),
-        "None",
     ),
     Bad(
         "hosts-empty-name",
