@@ -219,3 +219,15 @@ def test_the_summary_counts_steps_and_containers_apart(tmp_path, caplog):
     # iteration 2 never starts: its two steps are counted as not started
     assert "Summary: 5 steps: 1 failure, 2 skipped, 2 not started; 1 container: 1 failure" in text
     assert "Failure: box_bad/1.1 (containers: box/1)" in text
+
+
+def test_what_the_table_marks_refused(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        seq.Sequent(store=":memory:", config="max_concurrent: 2")  # YAML text, not a file
+    flow = seq.Sequent(store=":memory:")
+    assert not hasattr(flow, "program_repr")
+    assert not hasattr(seq.StepStatus, "allocate") and not hasattr(seq.StepStatus, "fueled")
+    assert not hasattr(seq, "RUN_CONTINUE") and not hasattr(seq.RunMode, "continue_")
+    with pytest.raises(DefinitionError, match="'leaf'.*child step"):
+        flow.add_step("leaf", func=step, repeats=[1, 2])
+        flow.compile()

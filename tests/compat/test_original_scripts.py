@@ -244,3 +244,24 @@ def test_resource_pools(tmp_path: Path) -> None:
     assert len(ordered) == 3
     for (_, end), (start, _) in zip(ordered, ordered[1:], strict=False):
         assert end <= start
+
+
+def test_other_idioms_of_the_original(tmp_path: Path) -> None:
+    """:memory:, a dotted config_tag, threading.Thread and mp.Process, a callable repeats, ..."""
+    done = run_script(tmp_path, "misc.py")
+    (first, _), (second, run_id) = results(done.stdout)
+    assert first is True and second is True
+    one_run = [
+        ("prog11", "s1_s11", "1.1", 0),
+        ("prog12", "s1_s12", "1.1", 0),
+        ("prog11", "s1_s11", "1.2", 0),
+        ("prog12", "s1_s12", "1.2", 0),
+        ("prog2", "s2", "1", 0),
+    ]
+    assert ran(tmp_path) == one_run * 2
+    assert "run() warnings: 1" in done.stdout
+    assert "on the thread executor" in done.stderr and "on the process executor" in done.stderr
+    assert not list(tmp_path.glob("*memory*"))  # ':memory:' writes no file
+    nodes = statuses(tmp_path / "misc.run.db", run_id, 0)
+    assert nodes[("s1", "1")] == ("container", "success", "ran")
+    assert done.stderr.rstrip().endswith("Processing finished with: success ]")
