@@ -84,7 +84,7 @@ def test_each_step_instance_logs_to_its_own_file(executor, make_flow, tmp_path):
         "run.log",
         "solo@1.log",
     ]
-    source = "environment" if executor == "process" else "context"
+    source = "environment" if executor in ("process", "serial") else "context"
     for sequence in ("1.1", "1.2", "1.3"):
         text = step_log_path(folder, "box_talk", sequence).read_text()
         assert records(text) == [
