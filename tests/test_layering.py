@@ -53,6 +53,7 @@ LAYERS = {
     "compiler": 1,
     "context": 1,
     "config": 1,
+    "legacy": 1,
     "resources": 1,
     "program": 2,
     "logs": 2,
