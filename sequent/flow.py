@@ -213,8 +213,9 @@ class Sequent:
         return FlowDef(self.name, tuple(step.define() for step in self._steps), self.config)
 
     def compile(self) -> Plan:
-        """Check the flow and expand it into a ``Plan``; raises a ``SequentError`` if it cannot.
+        """Check the flow and expand it into a ``Plan``: the frozen graph of its step instances.
 
+        Raises a ``SequentError`` if it cannot. (What a run of it would do is ``dry_run()``.)
         The first compile warns once about ``add_step`` arguments only the original used.
         """
         if not self._steps:
@@ -252,23 +253,26 @@ class Sequent:
                 statuses = latest_statuses(store, run_id)
         return to_dot(plan, expanded=expanded, statuses=statuses)
 
-    def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> DryRun:
-        """A dry run: a ``sequent.plan.DryRun`` listing, in order, what a run would do.
+    def dry_run(
+        self, run_mode: RunMode | None = None, recovery_run: str | None = None
+    ) -> DryRun:
+        """What a run would do, in order, running nothing: a ``sequent.plan.DryRun``.
 
         Runs nothing and writes nothing; a recover reads the store read-only. Raises what
         ``run()`` would raise before running (a flow that does not build, nothing to recover).
+        ``plan()`` is the same call, named after the ``sequent plan`` command.
         """
         from .plan import dry_run, find_recovery
 
         mode = self.run_mode if run_mode is None else run_mode
         if not isinstance(mode, RunMode):
             raise DefinitionTypeError(
-                f"plan(run_mode=...) takes sequent.RunMode.restart or RunMode.recover, got "
+                f"dry_run(run_mode=...) takes sequent.RunMode.restart or RunMode.recover, got "
                 f"{mode!r}"
             )
         if recovery_run is not None and not isinstance(recovery_run, str):
             raise DefinitionTypeError(
-                f"plan(recovery_run=...) takes a run id, got {recovery_run!r}"
+                f"dry_run(recovery_run=...) takes a run id, got {recovery_run!r}"
             )
         plan = self.compile()
         if mode is RunMode.restart:
@@ -277,6 +281,10 @@ class Sequent:
         with self._reading() as store:
             found = find_recovery(store, self.name, wanted)
         return dry_run(plan, self.name, found)
+
+    def plan(self, run_mode: RunMode | None = None, recovery_run: str | None = None) -> DryRun:
+        """The dry run (``dry_run()``), named after the ``sequent plan`` command."""
+        return self.dry_run(run_mode=run_mode, recovery_run=recovery_run)
 
     # -- running ----------------------------------------------------------------------------
 

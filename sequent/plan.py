@@ -1,10 +1,10 @@
 """Dry runs: what a run of a flow would do, in the order it would do it, running nothing.
 
 ``dry_run`` drives the run's own state machine (``RunState``) the way the scheduling core does
-(ready nodes start in definition order, then sequence order; dependencies first) with every
-leaf succeeding at once. Nothing is called, submitted or written: a recover reads the run being
-recovered from a store opened read-only, and containers whose ``repeats`` is a callable are not
-entered (the callable is user code; it runs when a real run reaches the container).
+(``executors/dryrun.py``: what became ready first, then definition and sequence order) with
+every leaf succeeding at once. Nothing is called, submitted or written: a recover reads the
+run being recovered from a store opened read-only, and containers whose ``repeats`` is a
+callable are not entered (the callable is user code; it runs when a real run reaches it).
 
 Actions:
 
@@ -19,7 +19,6 @@ Actions:
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,14 +26,9 @@ import attrs
 
 from .compiler import NodeKey, Plan
 from .errors import RecoveryError
-from .executors.state import RunState
+from .executors.dryrun import AT_RUN_TIME, NEVER, RUN, SKIP, Rehearsal, rehearse
 from .status import RunMode, StepStatus
 from .store import Recovery, read_store
-
-RUN = "run"
-SKIP = "skip"
-NEVER = "never reached"
-AT_RUN_TIME = "expanded at run time"
 
 
 @attrs.frozen
@@ -121,79 +115,55 @@ class DryRun:
 def simulate(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -> list[PlannedNode]:
     """Plan ``plan`` as a run would go with every leaf succeeding; ``previous`` for a recover.
 
-    Returns the nodes in the order the run would reach them. Calls no step and no ``repeats``
-    callable.
+    Returns the nodes in the order the run would reach them (then those it would not reach, in
+    definition order). Calls no step and no ``repeats`` callable.
     """
     previous = dict(previous or {})
-    state = RunState(plan, previous, call_repeats=False)  # user code runs in real runs only
-    heap: list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]] = []
-    reached: dict[NodeKey, str] = {}
-    dynamic = state.deferred
-    moments = iter(range(1, 1 << 62))
+    rehearsal = rehearse(plan, previous)
+    nodes = rehearsal.nodes
+    actions = _actions(rehearsal)
+    order = list(rehearsal.reached)
+    order += sorted((k for k in nodes if k not in rehearsal.reached), key=lambda k: nodes[k].rank)
+    return [
+        PlannedNode(
+            key=key,
+            action=actions[key],
+            container=nodes[key].step.is_container,
+            previous=previous.get(key),
+            reason=_reason(
+                actions[key], nodes[key].step.is_container, previous.get(key), bool(previous)
+            ),
+        )
+        for key in order
+    ]
 
-    def absorb() -> None:
-        for change in state.get_changes():
-            key = change.key
-            if key in reached:
-                continue
-            if change.status is StepStatus.success and change.replayed:
-                reached[key] = SKIP
-            elif change.status is StepStatus.active:
-                reached[key] = RUN
-            elif change.status is StepStatus.skipped:
-                reached[key] = NEVER
-        ready = state.get_ready()
-        moment = next(moments)
-        for key in ready:
-            heapq.heappush(heap, (moment, state.nodes[key].rank, key))
 
-    state.prepare()
-    absorb()
-    while heap:
-        key = heapq.heappop(heap)[2]
-        if state.start(key) is not None:
-            absorb()
-            state.done(key, StepStatus.success)
-        absorb()
-
+def _actions(rehearsal: Rehearsal) -> dict[NodeKey, str]:
+    """Each node's action: a leaf's is what the rehearsal reached; a container's follows from
+    its children's (it runs when anything inside runs, is skipped when everything is)."""
     children: dict[NodeKey, list[NodeKey]] = {}
-    for key, spec in state.nodes.items():
+    for key, spec in rehearsal.nodes.items():
         children.setdefault(spec.parent, []).append(key)
-
-    def container_action(key: NodeKey) -> str:
-        if key in dynamic:
-            return AT_RUN_TIME
-        actions = {action_of(child) for child in children.get(key, [])}
-        if RUN in actions or AT_RUN_TIME in actions:
-            return RUN
-        if actions and actions <= {SKIP, NEVER}:
-            return SKIP
-        return RUN
+    actions: dict[NodeKey, str] = {}
 
     def action_of(key: NodeKey) -> str:
-        reach = reached.get(key)
-        if reach is None or reach == NEVER:
-            return NEVER
-        if state.nodes[key].step.is_container:
-            return container_action(key)
-        return reach
+        if key not in actions:
+            reach = rehearsal.reached.get(key, NEVER)
+            if reach != NEVER and rehearsal.nodes[key].step.is_container:
+                inside = {action_of(child) for child in children.get(key, [])}
+                reach = _container_action(key in rehearsal.deferred, inside)
+            actions[key] = reach
+        return actions[key]
 
-    order = [key for key in reached]
-    order += sorted((k for k in state.nodes if k not in reached), key=lambda k: state.nodes[k].rank)
-    result = []
-    for key in order:
-        spec = state.nodes[key]
-        action = action_of(key)
-        result.append(
-            PlannedNode(
-                key=key,
-                action=action,
-                container=spec.step.is_container,
-                previous=previous.get(key),
-                reason=_reason(action, spec.step.is_container, previous.get(key), bool(previous)),
-            )
-        )
-    return result
+    return {key: action_of(key) for key in rehearsal.nodes}
+
+
+def _container_action(deferred: bool, inside: set[str]) -> str:
+    if deferred:
+        return AT_RUN_TIME
+    if inside and inside <= {SKIP, NEVER}:
+        return SKIP
+    return RUN
 
 
 def _reason(action: str, container: bool, before: StepStatus | None, recovering: bool) -> str:

@@ -24,7 +24,6 @@ LONG_FILES: dict[str, str] = {
 #: Functions (``file::qualified.name``) allowed over MAX_FUNCTION_LINES, with the reason.
 LONG_FUNCTIONS: dict[str, str] = {
     "sequent/store/schema.py::_version_1": "a released migration is never edited (append only)",
-    "sequent/plan.py::simulate": "becomes a second driver of the redesigned RunState (issue 15)",
 }
 
 
