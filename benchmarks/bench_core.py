@@ -1,361 +1,354 @@
-"""The scheduling core and the store against a minimal reference loop, side by side in one run.
+"""The scheduling core and the store against a minimal durable reference loop, side by side.
 
-    python benchmarks/bench_core.py [--chain 1000] [--wide 10000] [--nodes 100000] [--repeat 3]
+    python benchmarks/bench_core.py [--repeat 3] [--quick] [--before TREE] [--only ROW,...]
 
-Measured on steps that do nothing, each figure the median of ``--repeat`` rounds, the rounds
-interleaved so that a change in the machine's load touches every contender alike:
+Every figure comes from a fresh subprocess (so each has its own peak RSS, and no run warms the
+next), the rounds interleaved so that a change in the machine's load touches every contender
+alike; each figure is the median of ``--repeat`` rounds. Contenders:
 
-- per-hop latency: a chain of ``--chain`` steps, each requiring the previous one's success;
-  the time of the whole ``flow.run()`` divided by the number of steps;
-- throughput: ``--wide`` independent steps, no concurrency limit, in steps per second;
-- for the ``serial`` and ``thread`` executors, with the store in memory and in a file;
-- next to a reference loop: ``graphlib.TopologicalSorter`` feeding a ``ThreadPoolExecutor``,
-  alone and committing every finished step to SQLite in a file (WAL, synchronous=NORMAL, as the
-  store does);
-- the time and peak memory (tracemalloc) to compile a flow of ``--nodes`` nodes, two shapes: a
-  container repeated ``nodes / 10`` times over a chain of ten steps, and ``nodes`` top-level
-  steps in chains of ten.
+- ``sequent``: ``flow.run()`` on the thread executor with the store in a file (the flow is
+  built before the clock starts; compiling, the store's set-up and the logs are included);
+- ``reference``: ``graphlib.TopologicalSorter`` feeding a ``ThreadPoolExecutor``, committing
+  every finished step to SQLite in a file (WAL, synchronous=NORMAL, as the store does);
+- ``before`` (with ``--before TREE``): sequent imported from another checkout, e.g. a worktree
+  of an older commit, for before/after figures measured in the same run.
 
-Targets: per-hop latency at most 2x the reference loop (the like-for-like pair: sequent on a
-file store against the reference committing to SQLite); the store in a file within 1.5x of the
-store in memory; compiling 100,000 nodes in under 3 s and 500 MB. Runs in about a minute on a
-small machine.
+Rows (steps do nothing unless said): a chain of 1,000; fans of 10,000 and 100,000; a layered
+DAG of 100 layers of 100, each step requiring the whole layer before; a random DAG of 10,000
+steps with 5 requires each; a container of 1,000 iterations of a 3-step chain; a fan of 10,000
+steps that each log one INFO line (against sequent's own no-op fan); the seed's simple example
+as a whole process (store already there) against ``python -c pass``; compiling 1,000,000 nodes
+(a fan, and a container of 10,000 iterations of 100 steps). CPU is the process's CPU time
+(all threads) over the run, per step; wall the same in elapsed time.
+
+Targets (issue 12): chain <= 1.5x, fan 10,000 <= 2x, layered <= 3x (and peak RSS <= 3x) of the
+reference in CPU per step; logging fan <= 1.5x sequent's no-op fan; the seed example as a
+process <= 8x ``python -c pass``; compiling 1,000,000 nodes under 5 s and 1 GB each.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import graphlib
+import json
 import logging
+import os
 import platform
+import random
+import resource
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
-import sequent as seq
-
-S = seq.StepStatus
-
-
-STAMPS: list[float] = []  # when each step ran, for hop latencies (in-process executors only)
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SEED_SIMPLE = ROOT / "examples" / "seed_simple.py"
 
 
 def noop() -> None:
-    STAMPS.append(time.perf_counter())
+    return None
 
 
-# -- flows ---------------------------------------------------------------------------------
+def log_one() -> None:
+    logging.getLogger("bench.step").info("one line from the step")
 
 
-def chain_flow(length: int, executor: str, store: str, logdir: str) -> seq.Sequent:
-    """``length`` steps, each requiring the previous one's success."""
+# -- shapes: (requirements per node name) for the reference, a flow for sequent -------------
+
+
+def chain_graph(n: int) -> dict[str, list[str]]:
+    return {f"s{i}": ([f"s{i - 1}"] if i else []) for i in range(n)}
+
+
+def fan_graph(n: int) -> dict[str, list[str]]:
+    return {f"s{i}": [] for i in range(n)}
+
+
+def layered_graph(n: int) -> dict[str, list[str]]:
+    width = layers = int(round(n**0.5))
+    graph: dict[str, list[str]] = {}
+    for layer in range(layers):
+        before = [f"l{layer - 1}_{j}" for j in range(width)] if layer else []
+        for j in range(width):
+            graph[f"l{layer}_{j}"] = before
+    return graph
+
+
+def random_graph(n: int, requires: int = 5) -> dict[str, list[str]]:
+    chooser = random.Random(12)
+    return {
+        f"s{i}": [f"s{j}" for j in sorted(chooser.sample(range(i), min(i, requires)))]
+        for i in range(n)
+    }
+
+
+def container_graph(n: int) -> dict[str, list[str]]:
+    """``n // 3`` iterations of a 3-step chain, one iteration after another."""
+    graph: dict[str, list[str]] = {}
+    previous: list[str] = []
+    for k in range(n // 3):
+        for step in range(3):
+            name = f"i{k}_s{step}"
+            graph[name] = previous
+            previous = [name]
+    return graph
+
+
+GRAPHS: dict[str, Callable[[int], dict[str, list[str]]]] = {
+    "chain": chain_graph,
+    "fan": fan_graph,
+    "layered": layered_graph,
+    "random": random_graph,
+    "container": container_graph,
+    "logging": fan_graph,
+}
+
+
+def build_flow(shape: str, n: int, store: str, logdir: str) -> Any:
+    import sequent as seq
+
+    success = seq.StepStatus.success
     flow = seq.Sequent(
-        name="chain",
+        name=shape,
         store=store,
-        executor=executor,
+        executor="thread",
         logging_level=logging.WARNING,
-        config={"max_concurrent": 1, "logdir": logdir},
+        config={"max_concurrent": 1 if shape == "chain" else 0, "logdir": logdir},
     )
-    previous = None
-    for number in range(length):
-        requires = ((previous, S.success),) if previous is not None else ()
-        previous = flow.add_step(f"s{number}", func=noop, requires=requires)
+    if shape == "container":
+        box = flow.add_step("box", repeats=range(n // 3))
+        previous = None
+        for step in range(3):
+            requires = ((previous, success),) if previous is not None else ()
+            previous = box.add_step(f"s{step}", func=noop, requires=requires)
+        return flow
+    func = log_one if shape == "logging" else noop
+    handles: dict[str, Any] = {}
+    for name, needs in GRAPHS[shape](n).items():
+        requires = tuple((handles[need], success) for need in needs)
+        handles[name] = flow.add_step(name, func=func, requires=requires)
     return flow
 
 
-def wide_flow(width: int, executor: str, store: str, logdir: str) -> seq.Sequent:
-    """``width`` independent steps, no concurrency limit."""
-    flow = seq.Sequent(
-        name="wide",
-        store=store,
-        executor=executor,
-        logging_level=logging.WARNING,
-        config={"max_concurrent": 0, "logdir": logdir},
-    )
-    for number in range(width):
-        flow.add_step(f"s{number}", func=noop)
-    return flow
-
-
-def repeated_flow(nodes: int) -> seq.Sequent:
-    """A container repeated ``nodes // 10`` times over a chain of ten steps."""
-    flow = seq.Sequent(name="repeated", store=":memory:", logging_level=logging.WARNING)
-    box = flow.add_step("box", repeats=range(nodes // 10))
-    previous = None
-    for number in range(10):
-        requires = ((previous, S.success),) if previous is not None else ()
-        previous = box.add_step(f"s{number}", func=noop, requires=requires)
-    return flow
-
-
-def flat_flow(nodes: int) -> seq.Sequent:
-    """``nodes`` top-level steps in chains of ten."""
-    flow = seq.Sequent(name="flat", store=":memory:", logging_level=logging.WARNING)
-    previous = None
-    for number in range(nodes):
-        requires = ((previous, S.success),) if number % 10 else ()
-        previous = flow.add_step(f"s{number}", func=noop, requires=requires)
-    return flow
-
-
-# -- the reference loop --------------------------------------------------------------------
-
-
-def reference(graph: dict[str, set[str]], database: str | None) -> float:
-    """Run ``graph`` with graphlib and a thread pool; commit each finished node when asked.
-
-    Returns the seconds taken, setting up the pool and the database included.
-    """
-    started = time.perf_counter()
-    connection = None
-    if database is not None:
-        connection = sqlite3.connect(database, isolation_level=None)
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("CREATE TABLE IF NOT EXISTS done (node TEXT, status TEXT, at REAL)")
+def reference(graph: dict[str, list[str]], database: str, func: Callable[[], None]) -> None:
+    """Run ``graph`` with graphlib and a thread pool, committing each finished node."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("CREATE TABLE IF NOT EXISTS done (node TEXT, status TEXT, at REAL)")
     sorter = graphlib.TopologicalSorter(graph)
     sorter.prepare()
     with ThreadPoolExecutor(max_workers=32) as pool:
         running = {}
         while sorter.is_active():
             for node in sorter.get_ready():
-                running[pool.submit(noop)] = node
+                running[pool.submit(func)] = node
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 node = running.pop(future)
                 future.result()
-                if connection is not None:
-                    connection.execute("BEGIN")
-                    connection.execute(
-                        "INSERT INTO done VALUES (?, ?, ?)", (node, "success", time.time())
-                    )
-                    connection.execute("COMMIT")
+                connection.execute("BEGIN")
+                connection.execute("INSERT INTO done VALUES (?, ?, ?)", (node, "ok", time.time()))
+                connection.execute("COMMIT")
                 sorter.done(node)
-    if connection is not None:
-        connection.close()
-    return time.perf_counter() - started
+    connection.close()
 
 
-def chain_graph(length: int) -> dict[str, set[str]]:
-    return {f"s{n}": ({f"s{n - 1}"} if n else set()) for n in range(length)}
+# -- the child: one measurement, printed as JSON --------------------------------------------
 
 
-def wide_graph(width: int) -> dict[str, set[str]]:
-    return {f"s{n}": set() for n in range(width)}
-
-
-# -- measuring -----------------------------------------------------------------------------
-
-
-class Sample:
-    """One measured run: ``whole`` seconds from call to return, ``span`` from the first step's
-    start to the last one's (steady state: no set-up, no tear-down), over ``steps`` steps."""
-
-    def __init__(self, whole: float) -> None:
-        self.whole = whole
-        self.steps = len(STAMPS)
-        self.span = STAMPS[-1] - STAMPS[0]
-        STAMPS.clear()
-
-    @property
-    def hop(self) -> float:
-        """Seconds from one step to the next."""
-        return self.span / (self.steps - 1)
-
-
-def run_flow(make: Callable[[str], seq.Sequent], store: str) -> Sample:
-    """One ``flow.run()`` (it must succeed); the flow is built before the clock starts."""
-    flow = make(store)
-    gc.collect()
-    STAMPS.clear()
-    started = time.perf_counter()
-    ok = flow.run()
-    elapsed = time.perf_counter() - started
-    flow.close()
-    if not ok:
-        raise SystemExit(f"benchmark flow {flow.name!r} failed")
-    return Sample(elapsed)
-
-
-def run_reference(graph: dict[str, set[str]], database: str | None) -> Sample:
-    gc.collect()
-    STAMPS.clear()
-    return Sample(reference(graph, database))
-
-
-def interleaved(
-    contenders: dict[str, Callable[[int], Sample]], repeat: int
-) -> dict[str, tuple[float, float]]:
-    """Median ``(whole, hop)`` seconds of each contender over ``repeat`` interleaved rounds."""
-    samples: dict[str, list[Sample]] = {name: [] for name in contenders}
-    for round_number in range(repeat):
-        for name, measure in contenders.items():
-            samples[name].append(measure(round_number))
-    return {
-        name: (
-            statistics.median(s.whole for s in values),
-            statistics.median(s.hop for s in values),
-        )
-        for name, values in samples.items()
-    }
-
-
-class Compiled:
-    """Figures of compiling one flow: medians of seconds, peaks of traced memory (MB)."""
-
-    def __init__(self, make: Callable[[], seq.Sequent], repeat: int) -> None:
-        compile_times, graph_times = [], []
-        for _ in range(repeat):
-            flow = make()
-            gc.collect()
-            started = time.perf_counter()
-            plan = flow.compile()
-            compiled = time.perf_counter()
-            plan.graph  # noqa: B018 - the networkx DAG, built on first use
-            graph_times.append(time.perf_counter() - compiled)
-            compile_times.append(compiled - started)
-            self.nodes = len(plan.nodes)
-            del plan
-        self.seconds = statistics.median(compile_times)
-        self.graph_seconds = statistics.median(graph_times)
-        flow = make()
+def child(kind: str, shape: str, n: int, folder: str) -> dict[str, float]:
+    """Measure one run of ``shape`` by ``kind`` (sequent | reference | compile)."""
+    logging.getLogger().addHandler(logging.NullHandler())  # no console handler from runs
+    logdir = str(Path(folder, "logs"))
+    if kind == "reference":
+        func = log_one if shape == "logging" else noop
+        graph = GRAPHS[shape](n)
         gc.collect()
-        tracemalloc.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        reference(graph, str(Path(folder, f"ref-{shape}.db")), func)
+    elif kind == "compile":
+        import sequent as seq
+
+        flow = seq.Sequent(name="compile", store=":memory:", logging_level=logging.WARNING)
+        if shape == "fan":
+            for i in range(n):
+                flow.add_step(f"s{i}", func=noop)
+        else:
+            box = flow.add_step("box", repeats=range(n // 100))
+            for i in range(100):
+                box.add_step(f"s{i}", func=noop)
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
         plan = flow.compile()
-        self.peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.reset_peak()
-        plan.graph  # noqa: B018
-        self.graph_peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-        del plan
+        assert len(plan.nodes) >= n, len(plan.nodes)
+    else:
+        flow = build_flow(shape, n, str(Path(folder, f"{shape}.run.db")), logdir)
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        if not flow.run():
+            raise SystemExit(f"benchmark flow {shape!r} failed")
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"wall": wall, "cpu": cpu, "rss": rss}
 
 
-def build_figures(make: Callable[[], seq.Sequent]) -> float:
+def measure(kind: str, shape: str, n: int, tree: Path) -> dict[str, float]:
+    """Run ``child`` in a fresh interpreter that imports sequent from ``tree``."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    with tempfile.TemporaryDirectory(prefix="sequent-bench-") as folder:
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", kind, shape, str(n), folder],
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=False,
+        )
+    if done.returncode:
+        raise SystemExit(f"{kind} {shape} {n} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def whole_process(argv: list[str], tree: Path, cwd: str) -> float:
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
-    make()
+    subprocess.run(argv, cwd=cwd, env=environment, check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+# -- the table -------------------------------------------------------------------------------
+
+ROWS = [  # (row name, shape, steps, compared with)
+    ("chain 1,000", "chain", 1000, "reference"),
+    ("fan 10,000", "fan", 10000, "reference"),
+    ("fan 100,000", "fan", 100000, "reference"),
+    ("layered 100 x 100", "layered", 10000, "reference"),
+    ("random DAG 10,000, 5 requires", "random", 10000, "reference"),
+    ("container 1,000 x 3-step chain", "container", 3000, "reference"),
+    ("logging fan 10,000", "logging", 10000, "reference"),
+]
+QUICK = {"fan 100,000"}
+TARGETS = {"chain 1,000": 1.5, "fan 10,000": 2.0, "layered 100 x 100": 3.0}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chain", type=int, default=1000)
-    parser.add_argument("--wide", type=int, default=10000)
-    parser.add_argument("--nodes", type=int, default=100000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="skip the slowest rows")
+    parser.add_argument("--before", type=Path, help="a checkout to compare with")
+    parser.add_argument("--only", help="comma-separated row shapes (chain, fan, seed, compile)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    logging.getLogger().addHandler(logging.NullHandler())  # no console handler from runs
+    if args.child:
+        kind, shape, n, folder = args.child
+        print(json.dumps(child(kind, shape, int(n), folder)))
+        return
     began = time.perf_counter()
-
-    with tempfile.TemporaryDirectory(prefix="sequent-bench-") as folder:
-        logdir = str(Path(folder, "logs"))
-
-        def store_for(kind: str, round_number: int, name: str) -> str:
-            if kind == "memory":
-                return ":memory:"
-            return str(Path(folder, f"{name}-{round_number}.run.db"))
-
-        def contenders(shape: str, size: int) -> dict[str, Callable[[int], Sample]]:
-            make_flow = chain_flow if shape == "chain" else wide_flow
-            graph = chain_graph(size) if shape == "chain" else wide_graph(size)
-            found: dict[str, Callable[[int], Sample]] = {}
-            for kind in ("memory", "file"):
-                for executor in ("serial", "thread"):
-                    found[f"{executor} {kind}"] = functools.partial(
-                        lambda r, executor, kind: run_flow(
-                            lambda store: make_flow(size, executor, store, logdir),
-                            store_for(kind, r, f"{shape}-{executor}"),
-                        ),
-                        executor=executor,
-                        kind=kind,
-                    )
-                found[f"reference {kind}"] = functools.partial(
-                    lambda r, kind: run_reference(
-                        graph,
-                        None if kind == "memory" else str(Path(folder, f"ref-{shape}-{r}.db")),
-                    ),
-                    kind=kind,
-                )
-            return found
-
-        for warm_up in contenders("chain", 20).values():  # imports, first connections
-            warm_up(-1)
-        chain = interleaved(contenders("chain", args.chain), args.repeat)
-        wide = interleaved(contenders("wide", args.wide), args.repeat)
-
-    repeated = Compiled(lambda: repeated_flow(args.nodes), args.repeat)
-    flat_build = build_figures(lambda: flat_flow(args.nodes))
-    flat = Compiled(lambda: flat_flow(args.nodes), args.repeat)
-
-    print(f"sequent {seq.__version__}, Python {platform.python_version()}, {platform.machine()}")
-    print(f"medians of {args.repeat} interleaved rounds; store 'file' is SQLite in a file\n")
-    header = f"{'store':<8}{'serial':>10}{'thread':>10}{'reference':>11}{'serial/ref':>12}"
-    header += f"{'thread/ref':>12}"
-
-    def row(kind: str, figures: dict[str, float], digits: int) -> str:
-        ref = figures[f"reference {kind}"]
-        serial, thread = figures[f"serial {kind}"], figures[f"thread {kind}"]
-        return (
-            f"{kind:<8}{serial:>10.{digits}f}{thread:>10.{digits}f}{ref:>11.{digits}f}"
-            f"{serial / ref:>12.2f}{thread / ref:>12.2f}"
-        )
-
-    hops = {name: hop * 1e3 for name, (_, hop) in chain.items()}
-    per_step = {name: whole / args.chain * 1e3 for name, (whole, _) in chain.items()}
-    rates = {name: args.wide / whole for name, (whole, _) in wide.items()}
-    print(f"per-hop latency, chain of {args.chain:,} no-op steps: one step's start to the next's")
-    print(f"(ms; the ratio columns are sequent / reference, lower is better)\n{header}")
-    for kind in ("memory", "file"):
-        print(row(kind, hops, 3))
-    print(f"\nthe same runs, whole run / {args.chain:,} (compile, store set-up, logs included; ms)")
-    print(header)
-    for kind in ("memory", "file"):
-        print(row(kind, per_step, 3))
-    print(f"\nthroughput, {args.wide:,} independent no-op steps, whole run (steps per second;")
-    print(f"ratios are sequent / reference, higher is better)\n{header}")
-    for kind in ("memory", "file"):
-        print(row(kind, rates, 0))
-
-    print(f"\ncompile a flow of {args.nodes:,} nodes (median seconds, peak traced memory)")
-    print(f"{'':<40}{'nodes':>9}{'compile':>9}{'memory':>10}{'+ graph':>9}{'memory':>10}")
-    for label, figures in (
-        (f"container x {args.nodes // 10:,} iterations x 10 steps", repeated),
-        (f"{args.nodes:,} top-level steps", flat),
-    ):
-        print(
-            f"{label:<40}{figures.nodes:>9,}{figures.seconds:>7.2f} s{figures.peak:>7.0f} MB"
-            f"{figures.graph_seconds:>7.2f} s{figures.graph_peak:>7.0f} MB"
-        )
-    print("(+ graph: building Plan.graph, the networkx DAG, on its first use; a run never does)")
-    print(f"(building the {args.nodes:,} top-level steps with add_step: {flat_build:.2f} s)")
-
-    def hop(name: str) -> float:
-        return hops[name]
-
-    worst_compile = max(repeated.seconds, flat.seconds)
-    worst_memory = max(repeated.peak, flat.peak)
-    print("\ntargets")
-    for executor in ("serial", "thread"):
-        ratio = hop(f"{executor} file") / hop("reference file")
-        print(f"  per-hop, {executor} on a file store / reference with SQLite: {ratio:.2f}x"
-              f" (target <= 2x) {'ok' if ratio <= 2 else 'MISSED'}")  # fmt: skip
-    for executor in ("serial", "thread"):
-        durable = hop(f"{executor} file") / hop(f"{executor} memory")
-        print(f"  per-hop, {executor}, store in a file / in memory: {durable:.2f}x"
-              f" (target <= 1.5x) {'ok' if durable <= 1.5 else 'MISSED'}")  # fmt: skip
-    print(f"  compile {args.nodes:,} nodes: {worst_compile:.2f} s (target < 3 s) "
-          f"{'ok' if worst_compile < 3 else 'MISSED'}")  # fmt: skip
-    print(f"  compile {args.nodes:,} nodes: {worst_memory:.0f} MB (target < 500 MB) "
-          f"{'ok' if worst_memory < 500 else 'MISSED'}")  # fmt: skip
+    only = set(args.only.split(",")) if args.only else None
+    trees = {"sequent": ROOT}
+    if args.before:
+        trees["before"] = args.before.resolve()
+    print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
+          f"medians of {args.repeat} interleaved rounds, each in a fresh process")  # fmt: skip
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    for name, shape, n, _ in ROWS:
+        if (only and shape not in only) or (args.quick and name in QUICK):
+            continue
+        rounds: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.repeat):
+            rounds.setdefault("reference", []).append(measure("reference", shape, n, ROOT))
+            for label, tree in trees.items():
+                rounds.setdefault(label, []).append(measure("sequent", shape, n, tree))
+        figures[name] = {
+            label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for label, runs in rounds.items()
+        }
+        figures[name]["steps"] = {"n": n}
+        report_row(name, figures[name], n)
+    if not only or "seed" in only:
+        seed_row(trees, args.repeat)
+    if not only or "compile" in only:
+        compile_rows(trees, args.repeat)
+    print_targets(figures)
     print(f"\ntook {time.perf_counter() - began:.0f} s")
-    sys.stdout.flush()
+
+
+def report_row(name: str, row: dict[str, dict[str, float]], n: int) -> None:
+    ref = row["reference"]
+    line = f"{name:<32} ref {ref['cpu'] / n * 1e6:7.1f} us/step {ref['rss']:5.0f} MB"
+    for label in ("sequent", "before"):
+        if label in row:
+            mine = row[label]
+            line += (
+                f" | {label} {mine['cpu'] / n * 1e6:7.1f} us/step"
+                f" ({mine['cpu'] / ref['cpu']:5.2f}x cpu, {mine['wall'] / ref['wall']:5.2f}x wall)"
+                f" {mine['rss']:5.0f} MB ({mine['rss'] / ref['rss']:4.1f}x)"
+            )
+    print(line, flush=True)
+
+
+def seed_row(trees: dict[str, Path], repeat: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="sequent-bench-seed-") as folder:
+        script = Path(folder, "seed_simple.py")
+        script.write_text(SEED_SIMPLE.read_text())
+        for tree in trees.values():  # the store exists before the clock starts
+            whole_process([sys.executable, str(script)], tree, folder)
+        times: dict[str, list[float]] = {"python -c pass": []}
+        for _ in range(max(repeat, 5)):
+            times["python -c pass"].append(
+                whole_process([sys.executable, "-c", "pass"], ROOT, folder)
+            )
+            for label, tree in trees.items():
+                times.setdefault(label, []).append(
+                    whole_process([sys.executable, str(script)], tree, folder)
+                )
+    bare = statistics.median(times["python -c pass"])
+    line = f"{'seed simple example, process':<32} python -c pass {bare * 1e3:5.0f} ms"
+    for label in trees:
+        whole = statistics.median(times[label])
+        line += f" | {label} {whole * 1e3:5.0f} ms ({whole / bare:5.1f}x; target <= 8x)"
+    print(line, flush=True)
+
+
+def compile_rows(trees: dict[str, Path], repeat: int) -> None:
+    for shape, label in (("fan", "fan"), ("container", "container 10,000 x 100")):
+        line = f"compile 1,000,000 nodes, {label:<22}"
+        for name, tree in trees.items():
+            runs = [measure("compile", shape, 1_000_000, tree) for _ in range(max(1, repeat // 2))]
+            seconds = statistics.median(r["wall"] for r in runs)
+            rss = max(r["rss"] for r in runs)
+            line += f" | {name} {seconds:5.2f} s, peak RSS {rss:5.0f} MB (target < 5 s, < 1 GB)"
+        print(line, flush=True)
+
+
+def print_targets(figures: dict[str, dict[str, dict[str, float]]]) -> None:
+    print("\ntargets (sequent, CPU per step against the reference in the same run)")
+    for name, limit in TARGETS.items():
+        if name in figures:
+            row = figures[name]
+            ratio = row["sequent"]["cpu"] / row["reference"]["cpu"]
+            print(f"  {name}: {ratio:.2f}x (target <= {limit}x) "
+                  f"{'ok' if ratio <= limit else 'MISSED'}")  # fmt: skip
+    if "layered 100 x 100" in figures:
+        row = figures["layered 100 x 100"]
+        ratio = row["sequent"]["rss"] / row["reference"]["rss"]
+        print(f"  layered 100 x 100 peak RSS: {ratio:.2f}x (target <= 3x) "
+              f"{'ok' if ratio <= 3 else 'MISSED'}")  # fmt: skip
+    if "logging fan 10,000" in figures and "fan 10,000" in figures:
+        ratio = figures["logging fan 10,000"]["sequent"]["cpu"] / figures["fan 10,000"]["sequent"][
+            "cpu"
+        ]
+        print(f"  logging fan / no-op fan (sequent): {ratio:.2f}x (target <= 1.5x) "
+              f"{'ok' if ratio <= 1.5 else 'MISSED'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class Sequent:
         self._paths: dict[str, Step] = {}
         self._order = itertools.count()
         self._events = itertools.count(1)
+        self._expressions: dict[Any, Any] = {}  # interned requirement expressions
         self._store: Any = None
         self._backend: Any = None
         self._last_run_id: str | None = None
@@ -423,6 +424,7 @@ class Sequent:
         self.__dict__.update(state)
         self._steps = []
         self._paths = {}
+        self._expressions = {}
         self._store = None
         self._backend = None
         self._proxy = True

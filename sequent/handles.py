@@ -131,6 +131,12 @@ def requirement(
                 )
     return expr
 
+def _intern(flow: Any, expr: Expr) -> Expr:
+    """One object per distinct expression of a flow: steps with equal requirements share it,
+    so the compiler and the scheduler handle it once (a wide join of equal requirements)."""
+    return flow._expressions.setdefault(expr, expr)
+
+
 def _expression(flow: Any, value: Any, parent: Step | None, owner: str) -> Expr:
     if isinstance(value, Event):
         if value.flow is not flow:
@@ -142,13 +148,18 @@ def _expression(flow: Any, value: Any, parent: Step | None, owner: str) -> Expr:
                 f"step {owner!r} requires or_() with nothing in it, which can never hold; "
                 f"give or_ at least one (step, status) pair"
             )
-        return AnyOf(tuple(_expression(flow, item, parent, owner) for item in value.items))
+        return _intern(
+            flow, AnyOf(tuple(_expression(flow, item, parent, owner) for item in value.items))
+        )
     if isinstance(value, And):
-        return AllOf(tuple(_expression(flow, item, parent, owner) for item in value.items))
+        return _intern(
+            flow, AllOf(tuple(_expression(flow, item, parent, owner) for item in value.items))
+        )
     if isinstance(value, (tuple, list)):
         if len(value) == 2 and is_status(value[1]) and isinstance(value[0], (Step, str)):
-            return Atom(_target(flow, value[0], parent, owner), status(value[1], owner))
-        return AllOf(tuple(_expression(flow, item, parent, owner) for item in value))
+            target = _target(flow, value[0], parent, owner)
+            return _intern(flow, Atom(target, status(value[1], owner)))
+        return _intern(flow, AllOf(tuple(_expression(flow, item, parent, owner) for item in value)))
     if isinstance(value, Step):
         raise DefinitionTypeError(
             f"step {owner!r} requires {value.path!r} without a status; write "

@@ -6,13 +6,15 @@ runs its children at ``P.k``; top-level steps run at ``1``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 
-from ..status import StepStatus
+from ..status import CONDITIONS, StepStatus
 from .definitions import FlowDef, StepDef
+from .requirements import Requirement
 
 
 class NodeKey(NamedTuple):
@@ -57,49 +59,71 @@ class Iteration:
     children: tuple[NodeKey, ...]
 
 
+#: One entry of ``StepIndex.watch``: a compiled requirement, its atoms naming the watched
+#: step (condition, tree node), and the sibling steps that share that requirement.
+Watch = tuple[Requirement, tuple[tuple[int, int], ...], tuple[str, ...]]
+
+
 @attrs.frozen(eq=False)
 class StepIndex:
     """Per-definition facts the scheduler looks up by path name, derived once from the flow.
 
-    ``watchers[p]`` lists the sibling paths whose requirement names ``p``; ``handled[p]`` says
-    whether a sibling requires ``p``'s failure or completion (so a failure of ``p`` is handled).
+    ``requirements[p]`` is step ``p``'s compiled requirement; ``watch[p]`` lists what watches
+    ``p`` (see ``Watch``): steps with one and the same requirement expression share an entry,
+    so a wide join of identical requirements costs one entry per distinct expression.
+    ``handled[p]`` says whether a sibling requires ``p``'s failure or completion (so a failure
+    of ``p`` is handled).
     """
 
     steps: Mapping[str, StepDef]
-    watchers: Mapping[str, tuple[str, ...]]
+    requirements: Mapping[str, Requirement]
+    watch: Mapping[str, tuple[Watch, ...]]
     handled: Mapping[str, bool]
     parents: Mapping[str, str]
+
+    @functools.cached_property
+    def watchers(self) -> Mapping[str, tuple[str, ...]]:
+        """``watchers[p]``: the sibling paths whose requirement names ``p``, in definition
+        order."""
+        found: dict[str, tuple[str, ...]] = {}
+        for name in self.steps:
+            names = {watcher for _, _, watchers in self.watch.get(name, ()) for watcher in watchers}
+            found[name] = tuple(sorted(names, key=lambda other: self.steps[other].order))
+        return found
+
+
+_HANDLING = (CONDITIONS.index(StepStatus.failure), CONDITIONS.index(StepStatus.complete))
 
 
 def index_steps(flow: FlowDef) -> StepIndex:
     """Derive the lookup tables of ``StepIndex`` from a validated flow."""
     steps: dict[str, StepDef] = {}
-    watchers: dict[str, list[str]] = {}
+    requirements: dict[str, Requirement] = {}
+    watch: dict[str, list[Watch]] = {}
     handled: dict[str, bool] = {}
     parents: dict[str, str] = {}
-
-    handling = (StepStatus.failure, StepStatus.complete)
     groups: list[tuple[tuple[StepDef, ...], str]] = [(flow.steps, "")]
     for siblings, parent in groups:  # breadth first; grows as containers are met
+        sharing: dict[int, tuple[Requirement, list[str]]] = {}  # by id of the requirement
         for step in siblings:
             name = step.path_name
             steps[name] = step
             parents[name] = parent
-            watchers[name] = []
             handled[name] = False
+            requirement = requirements[name] = step.requires.compiled
+            sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
             if step.children:
                 groups.append((step.children, name))
-        for step in siblings:
-            name = step.path_name
-            for atom in step.requirement_atoms:
-                watching = watchers[atom.name]
-                if not watching or watching[-1] != name:  # a step's atoms are met together
-                    watching.append(name)
-                if atom.status in handling:
-                    handled[atom.name] = True
+        for requirement, names in sharing.values():
+            watchers = tuple(names)
+            for source, entries in requirement.sources.items():
+                watch.setdefault(source, []).append((requirement, tuple(entries), watchers))
+                if any(condition in _HANDLING for condition, _ in entries):
+                    handled[source] = True
     return StepIndex(
         steps=steps,
-        watchers={name: tuple(paths) for name, paths in watchers.items()},
+        requirements=requirements,
+        watch={name: tuple(found) for name, found in watch.items()},
         handled=handled,
         parents=parents,
     )

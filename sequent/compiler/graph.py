@@ -26,6 +26,7 @@ from .expand import (
     expand_iterations,
     index_steps,
 )
+from .requirements import Expr, atoms
 
 
 @attrs.frozen(eq=False)
@@ -103,49 +104,66 @@ def validate(flow: FlowDef) -> None:
 
 
 def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
-    known = {step.path: step for step in siblings}
-    deps: dict[str, set[str]] = {}  # step -> the siblings it requires
+    known = {step.path_name: step for step in siblings}
+    paths = {step.path for step in siblings}
+    latest: dict[int, int] = {}  # expression (by id) -> the latest definition order it names
+    ordered = True  # every step requires only steps defined before it: no cycle possible
     for step in siblings:
-        needs = deps[step.path_name] = set()
-        if step.is_container and step.func is not None:
-            raise DefinitionError(
-                f"step {step.path_name!r} has both a func and child steps; a container runs "
-                f"its children, so drop func= or move it into a child step"
+        _check_shape(step)
+        requires = step.requires
+        last = latest.get(id(requires))
+        if last is None:  # steps with equal requires share one expression: check it once
+            _check_atoms(step, requires, paths, where)
+            sources = requires.compiled.sources
+            last = latest[id(requires)] = max((known[name].order for name in sources), default=-1)
+        ordered = ordered and last < step.order
+    if not ordered:
+        deps = {step.path_name: set(step.requires.compiled.sources) for step in siblings}
+        names = _cycle(deps)
+        if names:
+            shown = " -> ".join((*names, names[0]))
+            raise CycleError(
+                f"requirements form a cycle in {where}: {shown}; remove one of these "
+                f"requirements",
+                cycle=names,
             )
-        if not step.is_container and step.func is None:
-            raise DefinitionError(
-                f"step {step.path_name!r} has no func and no child steps; give it func= or "
-                f"add steps to it with {step.name}.add_step(...)"
-            )
-        if not step.is_container and step.repeats is not None:
-            raise DefinitionError(
-                f"step {step.path_name!r} has repeats= but no child steps; repeats applies to "
-                f"containers, so add the work as a child step of {step.name!r}"
-            )
-        for atom in step.requirement_atoms:
-            if atom.path not in known:
-                other = atom.name
-                raise UnknownStepError(
-                    f"step {step.path_name!r} requires {other!r}, which is not a sibling in "
-                    f"{where}; requires may name only steps of the same container, so move "
-                    f"{other!r} next to {step.path_name!r} or drop the requirement"
-                )
-            if atom.status not in CONDITIONS:
-                raise DefinitionError(
-                    f"step {step.path_name!r} requires status {atom.status!r} of "
-                    f"{path_name(atom.path)!r}; use ready, active, success, failure or complete"
-                )
-            needs.add(atom.name)
-    names = _cycle(deps)
-    if names:
-        shown = " -> ".join((*names, names[0]))
-        raise CycleError(
-            f"requirements form a cycle in {where}: {shown}; remove one of these requirements",
-            cycle=names,
-        )
     for step in siblings:
         if step.is_container:
             _validate_siblings(step.children, f"container {step.path_name!r}")
+
+
+def _check_shape(step: StepDef) -> None:
+    if step.is_container and step.func is not None:
+        raise DefinitionError(
+            f"step {step.path_name!r} has both a func and child steps; a container runs "
+            f"its children, so drop func= or move it into a child step"
+        )
+    if not step.is_container and step.func is None:
+        raise DefinitionError(
+            f"step {step.path_name!r} has no func and no child steps; give it func= or "
+            f"add steps to it with {step.name}.add_step(...)"
+        )
+    if not step.is_container and step.repeats is not None:
+        raise DefinitionError(
+            f"step {step.path_name!r} has repeats= but no child steps; repeats applies to "
+            f"containers, so add the work as a child step of {step.name!r}"
+        )
+
+
+def _check_atoms(step: StepDef, requires: Expr, paths: set[tuple[str, ...]], where: str) -> None:
+    for atom in atoms(requires):
+        if atom.path not in paths:
+            other = atom.name
+            raise UnknownStepError(
+                f"step {step.path_name!r} requires {other!r}, which is not a sibling in "
+                f"{where}; requires may name only steps of the same container, so move "
+                f"{other!r} next to {step.path_name!r} or drop the requirement"
+            )
+        if atom.status not in CONDITIONS:
+            raise DefinitionError(
+                f"step {step.path_name!r} requires status {atom.status!r} of "
+                f"{path_name(atom.path)!r}; use ready, active, success, failure or complete"
+            )
 
 
 def _cycle(deps: Mapping[str, set[str]]) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ def path_name(path: Path) -> str:
     return "_".join(path)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Atom:
     """A sibling step (by path) reaching a status."""
 
@@ -47,19 +47,34 @@ class Atom:
         """The required step's path joined with ``_``."""
         return path_name(self.path)
 
+    @functools.cached_property
+    def compiled(self) -> Requirement:
+        """This expression compiled (``compile_requirement``), once per expression object."""
+        return compile_requirement(self)
 
-@attrs.frozen
+
+@attrs.frozen(cache_hash=True)
 class AllOf:
     """True when every item is true; an empty AllOf is always true."""
 
     items: tuple[Expr, ...]
 
+    @functools.cached_property
+    def compiled(self) -> Requirement:
+        """This expression compiled (``compile_requirement``), once per expression object."""
+        return compile_requirement(self)
 
-@attrs.frozen
+
+@attrs.frozen(cache_hash=True)
 class AnyOf:
     """True when at least one item is true; an empty AnyOf is never true."""
 
     items: tuple[Expr, ...]
+
+    @functools.cached_property
+    def compiled(self) -> Requirement:
+        """This expression compiled (``compile_requirement``), once per expression object."""
+        return compile_requirement(self)
 
 
 Expr = Union[Atom, AllOf, AnyOf]  # noqa: UP007 - a runtime alias, Python 3.10 too

@@ -33,12 +33,16 @@ def structure_of(plan: Plan) -> dict[str, Any]:
     only the options not left at their defaults (``parent`` for a child step, ``kind`` for a
     container, ``func``, ``requires``, ``repeats``, ``delay``, ``retries``, ...);
     ``nodes`` holds ``[path, sequence, item]`` per step instance in definition order, ``item``
-    being the repr of the container iteration's value (None without repeats).
+    being the repr of the container iteration's value (None without repeats). Format 2: a
+    step whose requirement is the same expression as an earlier step's records
+    ``requires_as`` (that step's path) instead of the expression (``resolved_steps`` undoes
+    it; readers of format 1 need nothing).
     """
     steps: list[dict[str, Any]] = []
+    shared: dict[int, str] = {}  # requirement expression (by id) -> first step recorded with it
 
     def visit(step: StepDef, parent: str | None) -> None:
-        steps.append(_step_entry(step, parent))
+        steps.append(_step_entry(step, parent, shared))
         for child in step.children:
             visit(child, step.path_name)
 
@@ -49,10 +53,10 @@ def structure_of(plan: Plan) -> dict[str, Any]:
         [key.path, key.sequence, item_text(spec.item)]
         for key, spec in sorted(plan.nodes.items(), key=lambda item: item[1].rank)
     ]
-    return {"format": 1, "flow": plan.flow.name, "steps": steps, "nodes": nodes}
+    return {"format": 2, "flow": plan.flow.name, "steps": steps, "nodes": nodes}
 
 
-def _step_entry(step: StepDef, parent: str | None) -> dict[str, Any]:
+def _step_entry(step: StepDef, parent: str | None, shared: dict[int, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": step.path_name, "order": step.order}
     if parent is not None:
         entry["parent"] = parent
@@ -60,9 +64,14 @@ def _step_entry(step: StepDef, parent: str | None) -> dict[str, Any]:
         entry["kind"] = "container"
     if step.func is not None:
         entry["func"] = _callable_name(step.func)
-    requires = requirements.to_data(step.requires)
-    if requires is not None:
-        entry["requires"] = requires
+    first = shared.get(id(step.requires))
+    if first is not None:  # the same expression as an earlier step's: name that step
+        entry["requires_as"] = first
+    else:
+        requires = requirements.to_data(step.requires)
+        if requires is not None:
+            shared[id(step.requires)] = step.path_name
+            entry["requires"] = requires
     if step.repeats is not None:
         entry["repeats"] = _repeats(step.repeats)
     for name in ("delay", "retries", "retry_delay", "timeout"):
@@ -128,7 +137,7 @@ def read_structure(
     ``expansions`` are ``(path, sequence, parent_path, parent_sequence, ordinal, item)`` rows.
     """
     structure = dict(recorded) if recorded else {"flow": None, "steps": [], "nodes": []}
-    steps = [dict(step) for step in structure["steps"]]
+    steps = resolved_steps(structure)
     for step in steps:
         parent = step.setdefault("parent", None)
         step.setdefault("kind", "step")
@@ -233,11 +242,26 @@ def _order(step: Mapping[str, Any]) -> int:
 # -- comparing -------------------------------------------------------------------------------
 
 
+def resolved_steps(structure: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Copies of a recorded structure's steps, each with its own ``requires``.
+
+    A step recorded with ``requires_as`` (its requirement is the same expression as that
+    earlier step's, recorded once) gets that step's ``requires``.
+    """
+    steps = [dict(step) for step in structure.get("steps", ())]
+    recorded = {step["path"]: step.get("requires") for step in steps if "requires" in step}
+    for step in steps:
+        first = step.pop("requires_as", None)
+        if first is not None:
+            step["requires"] = recorded[first]
+    return steps
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], run_id: str) -> list[str]:
     """Messages naming the steps and nodes added, removed or changed between two structures."""
     notes: list[str] = []
-    old_steps = {step["path"]: step for step in old.get("steps", ())}
-    new_steps = {step["path"]: step for step in new.get("steps", ())}
+    old_steps = {step["path"]: step for step in resolved_steps(old)}
+    new_steps = {step["path"]: step for step in resolved_steps(new)}
     added = [path for path in new_steps if path not in old_steps]
     removed = [path for path in old_steps if path not in new_steps]
     compared = ("kind", "requires", "repeats")
@@ -278,5 +302,6 @@ __all__ = [
     "item_text",
     "plan_from_structure",
     "read_structure",
+    "resolved_steps",
     "structure_of",
 ]

@@ -38,7 +38,6 @@ from ..compiler import (
     NodeSpec,
     Plan,
     Requirement,
-    compile_requirement,
     expand_iterations,
     repeat_items,
 )
@@ -52,6 +51,8 @@ READY = StepStatus.ready
 ACTIVE = StepStatus.active
 INTERRUPTED = StepStatus.interrupted
 _ENDINGS = (SUCCESS, FAILURE, INTERRUPTED)
+_NEVER = -(1 << 40)  # a pure AND's count once an atom was False: it stays below zero
+_DECIDED: Any = [-1]  # an or_ expression's state once decided
 
 
 class Change:
@@ -106,9 +107,8 @@ class RunState:
         self._iteration: dict[NodeKey, int] = {}
         self._remaining: dict[NodeKey, int] = {}
         self._failed_child: dict[NodeKey, NodeKey] = {}
-        self._requirements: dict[str, Requirement] = {}
-        self._watch: dict[str, tuple[tuple[str, Requirement, tuple[Any, ...]], ...]] = {}
-        self._pending: dict[tuple[str, str], Any] = {}
+        # Per sequence, per watching step: undecided atoms (a count, or a list for or_)
+        self._pending: dict[str, dict[str, Any]] = {}
         self._queue: deque[tuple[NodeKey, StepStatus, StepStatus | None, bool]] = deque()
         self._changes: list[Change] = []
         self._ready: list[NodeKey] = []
@@ -235,65 +235,88 @@ class RunState:
     def _propagate(self) -> None:
         """Apply queued changes to their watchers, and iteration progress, until none is left."""
         queue = self._queue
-        decided = self.status
-        pending = self._pending
+        watch = self.index.watch
         while queue:
             key, status, previous, replayed = queue.popleft()
-            watchers = self._watch.get(key.path)
-            if watchers is None:
-                watchers = self._watchers(key.path)
-            if watchers:
+            path, sequence = key
+            groups = watch.get(path)
+            if groups:
                 found = verdicts(status, previous, replayed)
                 if found is not UNDECIDED:
-                    sequence = key.sequence
-                    for watcher, requirement, entries in watchers:
-                        instance = (watcher, sequence)
-                        if instance in decided:
-                            continue
-                        for condition, node in entries:
-                            verdict = found[condition]
-                            if verdict is None:
-                                continue
-                            if requirement.simple:
-                                if verdict:
-                                    left = pending.pop(instance, requirement.counts[0]) - 1
-                                    if left:
-                                        pending[instance] = left
-                                        continue
-                                else:
-                                    pending.pop(instance, None)
-                            else:
-                                counts = pending.get(instance)
-                                if counts is None:
-                                    counts = pending[instance] = requirement.fresh()
-                                holds = requirement.apply(counts, node, verdict)
-                                if holds is None:
-                                    continue
-                                del pending[instance]
-                                verdict = holds
-                            if verdict:
-                                self._make_ready(NodeKey(watcher, sequence))
-                            else:
-                                self._set(NodeKey(watcher, sequence), SKIPPED)
-                            break
+                    pending = self._pending.get(sequence)
+                    if pending is None:
+                        pending = self._pending[sequence] = {}
+                    for requirement, entries, watchers in groups:
+                        if requirement.simple:
+                            self._count(requirement, entries, watchers, found, pending, sequence)
+                        else:
+                            self._climb(requirement, entries, watchers, found, pending, sequence)
             if status is not READY and status is not ACTIVE:
                 self._note_terminal(key, self.nodes[key], start_next=True)
 
-    def _watchers(self, path: str) -> tuple[tuple[str, Requirement, tuple[Any, ...]], ...]:
-        """The siblings whose requirement names ``path``, each with its atoms naming it."""
-        found = []
-        for watcher in self.index.watchers.get(path, ()):
-            requirement = self._requirement(watcher)
-            found.append((watcher, requirement, tuple(requirement.sources[path])))
-        self._watch[path] = result = tuple(found)
-        return result
+    def _count(
+        self,
+        requirement: Requirement,
+        entries: tuple[tuple[int, int], ...],
+        watchers: tuple[str, ...],
+        found: tuple[bool | None, ...],
+        pending: dict[str, Any],
+        sequence: str,
+    ) -> None:
+        """A pure AND: count down each watcher's undecided atoms; a False atom skips it."""
+        held = 0
+        for condition, _ in entries:
+            verdict = found[condition]
+            if verdict is None:
+                continue
+            if not verdict:
+                for watcher in watchers:
+                    if pending.get(watcher, 0) >= 0:  # not skipped before
+                        pending[watcher] = _NEVER
+                        self._set(NodeKey(watcher, sequence), SKIPPED)
+                return
+            held += 1
+        if not held:
+            return
+        initial = requirement.counts[0]
+        for watcher in watchers:
+            left = pending.get(watcher, initial) - held
+            if left > 0:
+                pending[watcher] = left
+            elif left == 0:
+                pending.pop(watcher, None)
+                self._make_ready(NodeKey(watcher, sequence))
+            # below zero: skipped before (``_NEVER``)
 
-    def _requirement(self, path: str) -> Requirement:
-        requirement = self._requirements.get(path)
-        if requirement is None:
-            requirement = compile_requirement(self.index.steps[path].requires)
-            self._requirements[path] = requirement
-        return requirement
+    def _climb(
+        self,
+        requirement: Requirement,
+        entries: tuple[tuple[int, int], ...],
+        watchers: tuple[str, ...],
+        found: tuple[bool | None, ...],
+        pending: dict[str, Any],
+        sequence: str,
+    ) -> None:
+        """An expression with ``or_``: apply each verdict to the sub-expression it is in."""
+        for watcher in watchers:
+            counts = pending.get(watcher)
+            if counts is _DECIDED:
+                continue
+            if counts is None:
+                counts = pending[watcher] = requirement.fresh()
+            for condition, node in entries:
+                verdict = found[condition]
+                if verdict is None:
+                    continue
+                holds = requirement.apply(counts, node, verdict)
+                if holds is None:
+                    continue
+                pending[watcher] = _DECIDED
+                if holds:
+                    self._make_ready(NodeKey(watcher, sequence))
+                else:
+                    self._set(NodeKey(watcher, sequence), SKIPPED)
+                break
 
     def _make_ready(self, key: NodeKey) -> None:
         self._set(key, READY)
@@ -385,8 +408,9 @@ class RunState:
 
     def _begin_iteration(self, container: NodeKey, iteration: Iteration) -> None:
         self._remaining[container] = len(iteration.children)
+        requirements = self.index.requirements
         for child in iteration.children:
-            holds = self._requirement(child.path).constant
+            holds = requirements[child.path].constant
             if holds is True:
                 self._make_ready(child)
             elif holds is False:
