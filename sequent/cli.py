@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import click
 from .errors import FlowFileError, SequentError
 from .flow import Sequent
 from .status import RunMode
+from .text import clock_text, result_text
 from .version import __version__
 
 
@@ -281,28 +280,17 @@ def render_dot(text: str, fmt: str, timeout: float = 120) -> bytes:
 
     Raises ``UsageProblem`` when Graphviz is not installed or cannot lay the graph out.
     """
-    program = shutil.which("dot")
-    if program is None:
-        raise UsageProblem(
-            f"-f {fmt} needs Graphviz's 'dot' program, which is not installed (or not on "
-            f"PATH); install Graphviz (apt-get install graphviz, brew install graphviz), or "
-            f"leave out -f to get DOT text"
-        )
+    from .graphviz import INSTALL_HINT, GraphvizError, render
+
     try:
-        done = subprocess.run(
-            [program, f"-T{fmt}"],
-            input=text.encode("utf-8"),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise UsageProblem(f"Graphviz took longer than {timeout} s to lay out the graph") from exc
-    if done.returncode != 0:
-        raise UsageProblem(
-            f"Graphviz's dot failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
-        )
-    return done.stdout
+        return render([text], fmt, timeout)
+    except GraphvizError as exc:
+        if exc.missing:
+            raise UsageProblem(
+                f"-f {fmt} needs Graphviz's 'dot' program, which is not installed (or not on "
+                f"PATH); {INSTALL_HINT}, or leave out -f to get DOT text"
+            ) from exc
+        raise UsageProblem(str(exc)) from exc
 
 
 @contextlib.contextmanager
@@ -337,19 +325,6 @@ def _table(headers: list[str], rows: list[list[str]], title: str | None = None) 
         )
 
 
-def _when(value: float | None) -> str:
-    if not value:
-        return "-"
-    import time
-
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-    return f"{stamp}.{int(value % 1 * 1000):03d}"
-
-
-def _result(value: Any) -> str:
-    return {True: "success", False: "failure"}.get(value, "unfinished")
-
-
 @cli.command()
 @_store_option()
 @click.option("--flow", "flow_name", help="Only the runs of this flow.")
@@ -372,9 +347,9 @@ def runs(store: str, flow_name: str | None, as_json: bool) -> None:
                 run["run_id"],
                 run["flow_name"],
                 str(run.get("attempts", "")),
-                _when(run.get("started")),
-                _when(run.get("ended")),
-                _result(run.get("result")),
+                clock_text(run.get("started")),
+                clock_text(run.get("ended")),
+                result_text(run.get("result")),
                 run.get("executor") or "",
             ]
             for run in found
@@ -410,14 +385,14 @@ def show(run_id: str, store: str, as_json: bool) -> None:
         return
     click.echo(
         f"Run {run_row['run_id']} of flow {run_row['flow_name']!r}: "
-        f"{_result(run_row.get('result'))}, {len(attempts)} attempt(s), started "
-        f"{_when(run_row.get('started'))}"
+        f"{result_text(run_row.get('result'))}, {len(attempts)} attempt(s), started "
+        f"{clock_text(run_row.get('started'))}"
     )
     for attempt in attempts:
         click.echo(
             f"  attempt {attempt['attempt']} ({attempt['mode']}): "
-            f"{_result(attempt.get('result'))}, {_when(attempt.get('started'))} to "
-            f"{_when(attempt.get('ended'))}"
+            f"{result_text(attempt.get('result'))}, {clock_text(attempt.get('started'))} to "
+            f"{clock_text(attempt.get('ended'))}"
         )
     rows = []
     for node, mark in marked:
@@ -429,8 +404,8 @@ def show(run_id: str, store: str, as_json: bool) -> None:
                 f"{node['path']}/{node['sequence']}",
                 status,
                 str(node["attempt"]),
-                _when(node.get("started")),
-                _when(node.get("ended")),
+                clock_text(node.get("started")),
+                clock_text(node.get("ended")),
                 f"{duration:.3f}" if duration is not None else "",
                 str(node.get("retry") or 0),
                 error[-1][:120] if error else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,8 +20,10 @@ import attrs
 class StepContext:
     """What a running step may know about itself.
 
-    ``recovery`` is 0 on a fresh run and n on the n-th recover run; ``ordinal`` and ``item``
-    are the 1-based number and the value of the enclosing container's current iteration.
+    ``recovery`` is 0 on a fresh run and n on the n-th recover run (the store's attempt);
+    ``retry`` is 0 on a step's first try and n on its n-th retry under ``retries``; ``ordinal``
+    and ``item`` are the 1-based number and the value of the enclosing container's current
+    iteration.
     """
 
     name: str
@@ -31,7 +34,17 @@ class StepContext:
     ordinal: int = 1
     item: Any = None
     logger_name: str = "sequent.step"
-    attempt: int = 0
+    retry: int = 0
+
+    @property
+    def attempt(self) -> int:
+        """Deprecated name of ``retry`` ("attempt" names a recover run in the store)."""
+        warnings.warn(
+            "StepContext.attempt is deprecated; use StepContext.retry (the retry count)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.retry
 
     def environ(self) -> dict[str, str]:
         """The environment variables a step process sees (``SEQUENT_*`` and ``EVENTOR_*``)."""

@@ -168,7 +168,7 @@ class Program:
 def _step_id(context: StepContext | None) -> StepId | None:
     if context is None:
         return None
-    return (context.run_id, context.name, context.sequence, context.attempt)
+    return (context.run_id, context.name, context.sequence, context.retry)
 
 
 def _pump(

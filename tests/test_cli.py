@@ -327,8 +327,8 @@ def test_graph_renders_svg_and_png_through_graphviz(folder, tmp_path):
     assert to_stdout.exit_code == 0 and "<svg" in to_stdout.stdout
 
 
-def test_graph_without_graphviz_says_so(folder, monkeypatch):
-    monkeypatch.setattr("sequent.cli.shutil.which", lambda name: None)
+def test_graph_without_graphviz_says_so(folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))  # no dot on PATH
     result = invoke("graph", folder / "demo.py", "-f", "svg")
     assert result.exit_code == 2
     assert "needs Graphviz's 'dot' program, which is not installed" in result.stderr

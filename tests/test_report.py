@@ -168,8 +168,8 @@ def test_every_try_has_the_times_its_events_recorded(retry_store):
     assert row.retries[0][1] <= row.retries[1][0] <= row.retries[1][1] <= row.start
 
 
-def test_graph_falls_back_to_a_list_without_graphviz(seed_store, monkeypatch):
-    monkeypatch.setattr("sequent.report.graph.shutil.which", lambda name: None)
+def test_graph_falls_back_to_a_list_without_graphviz(seed_store, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))  # no dot on PATH
     store_path, run_id = seed_store
     with read_store(store_path) as store:
         html = build_report(store, run_id)

@@ -163,14 +163,14 @@ class Scheduler:
                 self._launch()
                 self._commit()
                 self._dispatch()
-                if self._startable():
+                if self._can_start_now():
                     continue  # the commit gave resources back (a container ended): use them
                 # With nothing running, timeout timers are stale: only delays and retries count.
                 idle = not self._running and (
                     self._stopped()
                     or (
                         all(timer[2] == "timeout" for timer in self._timers)
-                        and not self._launchable()
+                        and not self._waiting_to_start()
                     )
                 )
                 if idle:
@@ -269,10 +269,10 @@ class Scheduler:
     def _push(self, key: NodeKey, moment: int) -> None:
         heapq.heappush(self._heap, (moment, self.state.nodes[key].rank, key))
 
-    def _launchable(self) -> bool:
+    def _waiting_to_start(self) -> bool:
         return bool(self._heap or self._granted) and not self._stopped()
 
-    def _startable(self) -> bool:
+    def _can_start_now(self) -> bool:
         """True when something granted or ready could start right now."""
         if self._stopped():
             return False
@@ -358,7 +358,7 @@ class Scheduler:
                     ordinal=spec.ordinal,
                     item=spec.item,
                     logger_name=self.options.logger_name,
-                    attempt=attempt.number,
+                    retry=attempt.number,
                 ),
                 remote=self.backend.remote,
             )
@@ -397,7 +397,7 @@ class Scheduler:
                 key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
             )
             log.warning(
-                "[ Step %s ] attempt %d failed (%s); retrying",
+                "[ Step %s ] try %d failed (%s); retrying",
                 key,
                 attempt.number + 1,
                 outcome.error,

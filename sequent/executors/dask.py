@@ -299,7 +299,7 @@ class DaskBackend:
         if task_future is not None:
             task_future.cancel()
         context = entry.task.context
-        step = (context.run_id, context.name, context.sequence, context.attempt)
+        step = (context.run_id, context.name, context.sequence, context.retry)
         client = self._client
         threading.Thread(  # a round trip to every worker: not on the scheduling loop's time
             target=_kill_programs_on_workers, args=(client, step), daemon=True
@@ -316,16 +316,16 @@ class DaskBackend:
             return []
         for info in orphans:
             log.warning(
-                "Recover: step %r (sequence %s, attempt %s of the run's try) still runs on worker "
+                "Recover: step %r (sequence %s, try %s) still runs on worker "
                 "%s (Dask task %s) from the orchestrator that died; killing its programs and "
                 "waiting for it to end before rerunning",
                 info["name"],
                 info["sequence"],
-                info["attempt"] + 1,
+                info["retry"] + 1,
                 info["worker"],
                 info["key"],
             )
-            step = (run_id, info["name"], info["sequence"], info["attempt"])
+            step = (run_id, info["name"], info["sequence"], info["retry"])
             _kill_programs_on_workers(client, step)
         while _orphans(client, run_id):
             time.sleep(poll)

@@ -63,7 +63,7 @@ def run_step(payload: bytes, announce: bool = False) -> Outcome:
         "run_id": context.run_id,
         "name": context.name,
         "sequence": context.sequence,
-        "attempt": context.attempt,
+        "retry": context.retry,
         "started": started,
         "worker": where,
     }

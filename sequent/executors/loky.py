@@ -348,7 +348,7 @@ def _call(payload: bytes, token: int, table_path: str, log_address: str | None =
     offset = (token % SLOTS) * _SLOT.size
     task: Task = pickle.loads(payload)
     context = task.context
-    step = (context.run_id, context.name, context.sequence, context.attempt)
+    step = (context.run_id, context.name, context.sequence, context.retry)
     export_environ(task)
     sender = LogSender.to(log_address)
     sink = sender.sink(context) if sender is not None else None

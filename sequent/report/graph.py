@@ -15,13 +15,12 @@ Without Graphviz, the same levels are nested lists.
 from __future__ import annotations
 
 import html
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from ..compiler import NodeKey, requirements
+from ..graphviz import GraphvizError, render
 from ..status import StepStatus
 from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
 
@@ -264,22 +263,11 @@ def graphviz_svg(dot_text: str) -> tuple[str | None, str]:
 
 def graphviz_svgs(dot_texts: list[str]) -> tuple[list[str] | None, str]:
     """Lay several graphs out in one ``dot`` call; (None, why) when that cannot be done."""
-    program = shutil.which("dot")
-    if program is None:
-        return None, "Graphviz's dot program is not installed; the steps are listed instead"
     try:
-        done = subprocess.run(
-            [program, "-Tsvg"],
-            input="".join(dot_texts).encode("utf-8"),
-            capture_output=True,
-            timeout=GRAPHVIZ_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"Graphviz could not lay the graph out ({exc}); the steps are listed instead"
-    if done.returncode != 0:
-        return None, f"Graphviz failed: {done.stderr.decode(errors='replace')[:300]}"
-    text = done.stdout.decode("utf-8", errors="replace")
+        output = render(dot_texts, "svg", GRAPHVIZ_TIMEOUT)
+    except GraphvizError as exc:
+        return None, f"{str(exc)[:300]}; the steps are listed instead"
+    text = output.decode("utf-8", errors="replace")
     svgs = [part[: part.rindex("</svg>") + 6] for part in text.split("<svg")[1:]]
     if len(svgs) != len(dot_texts):
         return None, "Graphviz gave fewer drawings than graphs; the steps are listed instead"

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..status import StepStatus
+from ..text import clock_text, result_text
 from .assets import CSS, SCRIPT
 from .graph import MARK_COLORS, NOT_REACHED, graph_section
 from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
@@ -25,7 +26,6 @@ from .model import RunView, load_run
 from .timeline import (
     _json,
     _row,
-    clock_text,
     default_open,
     first_line,
     lines_of,
@@ -86,15 +86,6 @@ def attempt_marks(view: RunView, number: int) -> dict[tuple[str, str], Mark]:
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def result_text(result: Any) -> str:
-    """``success``, ``failure`` or ``unfinished`` for a recorded result."""
-    if result is True or result == 1:
-        return "success"
-    if result is False or result == 0:
-        return "failure"
-    return "unfinished"
 
 
 def _attempt_section(attempt: Mapping[str, Any], rows: list[Any], svg: str) -> str:

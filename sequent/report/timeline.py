@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -206,14 +205,6 @@ def seconds_text(value: float) -> str:
     if value >= 0.01:
         return f"{value * 1000:.0f} ms"
     return f"{value * 1000:.1f} ms"
-
-
-def clock_text(value: float | None) -> str:
-    """A moment as local date and time with milliseconds, ``-`` for none."""
-    if not value:
-        return "-"
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-    return f"{stamp}.{int(value % 1 * 1000):03d}"
 
 
 def default_open(lines: list[Line]) -> list[bool]:

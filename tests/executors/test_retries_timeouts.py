@@ -27,7 +27,7 @@ def flaky(folder: str, fails: int) -> int:
     Path(folder, str(number)).touch()
     if number <= fails:
         raise RuntimeError(f"attempt {number} fails")
-    return seq.current().attempt
+    return seq.current().retry
 
 
 def always_fails() -> None:
@@ -64,7 +64,7 @@ def test_retries_record_every_attempt_with_doubling_backoff(executor, lend, tmp_
         "RuntimeError: attempt 1 fails",
         "RuntimeError: attempt 2 fails",
     ]
-    assert mine[-1].outcome.value == 2  # the step saw its attempt number in seq.current()
+    assert mine[-1].outcome.value == 2  # the step saw its retry number in seq.current()
     first, second, third = (r.outcome for r in mine[2:])
     assert second.started - first.ended >= 0.2
     assert third.started - second.ended >= 0.4  # the delay doubled
