@@ -135,16 +135,16 @@ class Program:
         env.update(self.env or {})
         if context is not None:
             env.update(context.environ())
-        process = subprocess.Popen(
-            argv,
-            cwd=self.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        with _lock:
+        with _lock:  # registered before a kill can look for it, even one made at once
+            process = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
             _running[process.pid] = _step_id(context)
         log.info("Program %s started (pid %d)", shlex.join(argv), process.pid)
         deadline = time.monotonic() + self.timeout if self.timeout else None

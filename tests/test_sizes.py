@@ -18,7 +18,6 @@ MAX_FUNCTION_LINES = 60
 #: Files allowed over MAX_FILE_LINES, with the reason.
 LONG_FILES: dict[str, str] = {
     "sequent/executors/core.py": "being redesigned with RunState (issue 12), which splits it",
-    "sequent/executors/process.py": "being reworked for broken pools and timeouts (issue 13)",
 }
 
 #: Functions (``file::qualified.name``) allowed over MAX_FUNCTION_LINES, with the reason.

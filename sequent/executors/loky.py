@@ -62,8 +62,8 @@ from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
 from .logstream import LogSender, LogServer
-from .process import dumps, export_environ, pack_outcome
-from .worker import Outcome, Task, describe, execute
+from .process_worker import pack_outcome
+from .worker import Outcome, Task, describe, dumps, execute, export_environ
 
 log = logging.getLogger("sequent")
 

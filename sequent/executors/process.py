@@ -50,13 +50,11 @@ from concurrent.futures import Future
 from multiprocessing import connection
 from typing import Any
 
-import cloudpickle
-
 from ..errors import ExecutorError
-from ..program import kill_programs
 from ..status import StepStatus
-from .logstream import LogSender, LogServer
-from .worker import Outcome, Task, describe, execute
+from .logstream import LogServer
+from .process_worker import pack_outcome, serve
+from .worker import Outcome, Task, describe, dumps, export_environ
 
 log = logging.getLogger("sequent")
 
@@ -239,7 +237,7 @@ class ProcessBackend:
         starter = threading.current_thread()
         watch = starter is threading.main_thread() or starter is self._reader
         process = self._context.Process(
-            target=_serve,
+            target=serve,
             args=(
                 theirs,
                 0 if self.start_method == "forkserver" else os.getpid(),
@@ -379,39 +377,6 @@ class ProcessBackend:
             job.future.set_result(outcome)
 
 
-def dumps(value: Any) -> bytes:
-    """Pickle ``value`` for a worker: plain pickle when it is enough, else cloudpickle.
-
-    Plain pickle sends functions by reference; cloudpickle is needed for what the worker
-    cannot import by name (functions and classes of the main script, lambdas, closures).
-    """
-    if not cloudpickle.list_registry_pickle_by_value():
-        try:
-            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pass
-        else:
-            if b"__main__" not in data:
-                return data
-    return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-
-
-_exported: dict[str, str] = {}
-
-
-def export_environ(task: Task) -> None:
-    """Put the step context's variables in a dedicated worker's environment, and leave them.
-
-    Only the variables that differ from the previous step's (typically the step name and
-    sequence) are written; the step then runs with ``execute(task, exported=True)``.
-    """
-    env = task.context.environ()
-    changed = {key: value for key, value in env.items() if _exported.get(key) != value}
-    if changed:
-        os.environ.update(changed)
-        _exported.update(changed)
-
-
 def _loads(data: bytes, job: _Job) -> Outcome:
     try:
         outcome: Outcome = pickle.loads(data)
@@ -459,132 +424,6 @@ def _signal_group(process: Any, signum: int) -> None:
                 pass
     except PermissionError:
         pass
-
-
-# -- the worker's side --------------------------------------------------------------------
-
-
-def _serve(
-    conn: connection.Connection,
-    parent: int,
-    inherited: tuple[int, ...] = (),
-    watch: bool = True,
-    log_address: str | None = None,
-) -> None:
-    """A worker's life: run the steps that arrive on ``conn``, one at a time, until EOF.
-
-    It ends with the orchestrator: at end-of-file between steps, and (on Linux, when ``watch``)
-    through a SIGTERM the kernel sends when the orchestrator dies, even by SIGKILL, in the
-    middle of one.
-    """
-    for fd in inherited:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    os.setsid()
-    _reset_process_state()
-    if watch:
-        _term_with_parent()
-    if parent and os.getppid() != parent:  # the orchestrator died before that took effect
-        return
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            conn.send_bytes(pack_outcome(_run_one(data, log_address)))
-        except OSError:
-            return
-
-
-def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
-    """Unpack and run one step in a worker; whatever happens becomes its outcome.
-
-    Its log records stream to the orchestrator's log server at ``log_address`` as they are
-    logged (inside the outcome where there is none).
-    """
-    try:
-        task = pickle.loads(data)
-    except Exception as exc:
-        return Outcome(
-            status=StepStatus.failure,
-            error=(
-                f"WorkerError: the step could not be unpacked in the worker process "
-                f"({describe(exc)}); with start_method 'spawn' or 'forkserver' "
-                f"what it uses must be importable there"
-            ),
-            pid=os.getpid(),
-        )
-    sender = LogSender.to(log_address)
-    try:
-        export_environ(task)
-        sink = sender.sink(task.context) if sender is not None else None
-        return execute(task, exported=True, sink=sink)
-    except Exception as exc:  # noqa: BLE001 - the wrapper's own failure is the step's
-        return Outcome(
-            status=StepStatus.failure, error=f"WorkerError: {describe(exc)}", pid=os.getpid()
-        )
-    finally:
-        if sender is not None:
-            sender.finish()
-
-
-def pack_outcome(outcome: Outcome) -> bytes:
-    """Pickle ``outcome`` for the orchestrator; one that cannot be becomes a plain failure."""
-    try:
-        return dumps(outcome)
-    except Exception as exc:  # noqa: BLE001 - never lose the step's end
-        return pickle.dumps(
-            Outcome(
-                status=StepStatus.failure,
-                error=f"WorkerError: the step's outcome cannot be sent back ({describe(exc)})",
-                started=outcome.started,
-                ended=outcome.ended,
-                pid=os.getpid(),
-            )
-        )
-
-
-def _reset_process_state() -> None:
-    """Forget what a forked worker inherited: log handlers, signal handlers.
-
-    Records a step logs are captured by ``execute`` and written by the orchestrator, so the
-    worker must not also write them through inherited handlers.
-    """
-    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
-        if isinstance(logger, logging.Logger):
-            for handler in list(logger.handlers):
-                logger.removeHandler(handler)
-    logging.getLogger().setLevel(logging.DEBUG)  # once: each step's capture wants everything
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def _term_with_parent() -> None:
-    """Ask Linux to SIGTERM this worker when its parent dies (``PR_SET_PDEATHSIG``).
-
-    The kernel ties this to the thread that started the worker, so only workers started by the
-    main thread or the pool's reader thread ask for it (see ``ProcessBackend._spawn``).
-    Elsewhere, and for workers started by other threads, a worker notices the orchestrator's
-    death at end-of-file on its pipe, after its current step.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """Killed by the orchestrator: kill the steps' programs, then this worker's whole group."""
-    kill_programs()
-    os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 __all__ = [

@@ -191,6 +191,41 @@ def execute(
     )
 
 
+def dumps(value: Any) -> bytes:
+    """Pickle ``value`` for a worker: plain pickle when it is enough, else cloudpickle.
+
+    Plain pickle sends functions by reference; cloudpickle is needed for what the worker
+    cannot import by name (functions and classes of the main script, lambdas, closures).
+    """
+    import cloudpickle
+
+    if not cloudpickle.list_registry_pickle_by_value():
+        try:
+            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+        else:
+            if b"__main__" not in data:
+                return data
+    return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+_exported: dict[str, str] = {}
+
+
+def export_environ(task: Task) -> None:
+    """Put the step context's variables in a dedicated worker's environment, and leave them.
+
+    Only the variables that differ from the previous step's (typically the step name and
+    sequence) are written; the step then runs with ``execute(task, exported=True)``.
+    """
+    env = task.context.environ()
+    changed = {key: value for key, value in env.items() if _exported.get(key) != value}
+    if changed:
+        os.environ.update(changed)
+        _exported.update(changed)
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message`` for an exception, even one whose ``__str__`` raises."""
     try:
