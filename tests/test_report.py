@@ -147,6 +147,8 @@ def test_seed_recovery_report_holds_both_attempts(seed_store, tmp_path):
         assert ran == sorted(name for attempt, name in executed if attempt == number)
     recovered = [line[7] for line in data[1] if line[9] == "recovered"]
     assert len(recovered) == 7  # skipped as recovered in attempt 1
+    notes = [line[14] for line in data[1] if line[9] == "recovered" and line[6] == "mark"]
+    assert notes and all(note.startswith("ran in attempt 0: started ") for note in notes)
     grid = {line[7]: line for line in data[2] if line[7]}
     assert [cell[0] for cell in grid["s1_s11_s111/1.2.2"][10]] == ["unhandled", "rerun"]
     assert grid["s2/1"][10][0][0] == "skipped" and grid["s2/1"][10][1][0] == "success"

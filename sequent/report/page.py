@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+import attrs
+
 from ..status import StepStatus
 from ..text import clock_text, result_text
 from .assets import CSS, SCRIPT
@@ -24,11 +26,12 @@ from .graph import MARK_COLORS, NOT_REACHED, graph_section
 from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
 from .model import RunView, load_run
 from .timeline import (
-    _json,
-    _row,
+    Row,
     default_open,
     first_line,
     lines_of,
+    row_of,
+    script_json,
     seconds_text,
     timeline_rows,
     timeline_svg,
@@ -62,12 +65,29 @@ def build_report(store: Any, run_id: str) -> str:
             marks=attempt_marks(view, number),
             tries=view.tries,
         )
+        rows = [_with_earlier_run(view, row) if row.replayed else row for row in rows]
         svg = timeline_svg(
             rows, attempt.get("started"), attempt.get("ended"), parents, prefix=f"t{number}"
         )
         sections.append(_attempt_section(attempt, rows, svg))
     graph = graph_section(view.structure, view.marks)
     return _page(view, sections, graph)
+
+
+def _with_earlier_run(view: RunView, row: Row) -> Row:
+    """A row skipped by a recover, noting when the attempt that succeeded ran it."""
+    history = view.history.get((row.key.path, row.key.sequence), {})
+    for number in sorted(history, reverse=True):
+        earlier = history[number]
+        if earlier["status"] == "success" and not earlier.get("replayed") and earlier["started"]:
+            took = (
+                f", took {seconds_text(earlier['ended'] - earlier['started'])}"
+                if earlier.get("ended")
+                else ""
+            )
+            note = f"ran in attempt {number}: started {clock_text(earlier['started'])}{took}"
+            return attrs.evolve(row, note=note)
+    return row
 
 
 def attempt_marks(view: RunView, number: int) -> dict[tuple[str, str], Mark]:
@@ -212,7 +232,7 @@ def _grid(view: RunView) -> str:
     numbers = [a["attempt"] for a in view.attempts]
     handled = handled_paths(view.structure)
     parents = {path: step.get("parent") for path, step in view.steps.items()}
-    rows = [_row(node, [], view.marks) for node in view.latest]
+    rows = [row_of(node, [], view.marks) for node in view.latest]
     lines = lines_of(rows, parents, "i")
     index = {line.id: number for number, line in enumerate(lines)}
     t0 = view.run.get("started") or 0.0
@@ -254,7 +274,7 @@ def _grid(view: RunView) -> str:
     return (
         f'<table class="grid" data-t0="{t0:.4f}"><thead><tr><th>step instance</th>{head}'
         f"<th>error (latest)</th></tr></thead><tbody></tbody></table>"
-        f'<script type="application/json" class="lines">{_json(data)}</script>'
+        f'<script type="application/json" class="lines">{script_json(data)}</script>'
     )
 
 
@@ -306,7 +326,7 @@ def _page(view: RunView, sections: list[str], graph: str) -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         f"<title>sequent run {_e(run['run_id'])}</title>"
         f"<style>{CSS}{colors}</style></head><body>"
-        f'<script type="application/json" id="run-data">{_json(data)}</script>'
+        f'<script type="application/json" id="run-data">{script_json(data)}</script>'
         f"{_header(view)}"
         '<nav class="tools"><input id="filter" type="search" placeholder="filter: a name, or a '
         'status (failure, unhandled, handled, interrupted, skipped, recovered, marked, ...)">'

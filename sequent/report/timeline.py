@@ -81,14 +81,15 @@ def timeline_rows(
     tries = tries if tries is not None else tries_of(events)
     marks = marks or {}
     rows = [
-        _row(node, tries.get((node["attempt"], node["path"], node["sequence"]), []), marks)
+        row_of(node, tries.get((node["attempt"], node["path"], node["sequence"]), []), marks)
         for node in nodes
     ]
     rows.sort(key=lambda row: (row.first, row.rank))
     return rows
 
 
-def _row(node: Mapping[str, Any], tries: list[Try], marks: Mapping[Any, Mark]) -> Row:
+def row_of(node: Mapping[str, Any], tries: list[Try], marks: Mapping[Any, Mark]) -> Row:
+    """The ``Row`` of one node row, given its tries (``tries_of``) and the marks by key."""
     key = NodeKey(node["path"], node["sequence"])
     final = tries[-1] if tries and tries[-1].status == node["status"] else None
     failed = tries[:-1] if final is not None else tries
@@ -274,13 +275,13 @@ def timeline_svg(
         f'height="{TOP + 10}" viewBox="0 0 {TOTAL_WIDTH} {TOP + 10}" data-prefix="{prefix}" '
         f'data-t0="{t0:.4f}" data-span="{max(t1 - t0, 1e-3):.4f}" data-row-height="{ROW_HEIGHT}" '
         f'data-top="{TOP}"></svg><script type="application/json" class="lines">'
-        f"{_json(data)}</script>"
+        f"{script_json(data)}</script>"
     )
 
 
 TOTAL_WIDTH = LABEL_WIDTH + PLOT_WIDTH + RIGHT
 
 
-def _json(data: Any) -> str:
+def script_json(data: Any) -> str:
     """JSON safe inside a script element (no ``</`` can close it early)."""
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
