@@ -149,6 +149,7 @@ class RunLogging:
         self.router.setLevel(min(self.level, logging.INFO))
         self.handlers.append(self.router)
         for handler in self.handlers:
+            handler.sequent_orchestrator = True  # type: ignore[attr-defined]  # see worker.py
             root.addHandler(handler)
         self._saved_level = root.level
         root.setLevel(min(self.level, logging.INFO))

@@ -28,6 +28,9 @@ class SharedBackend:
         self.inner = inner
         self.name = inner.name
         self.remote = inner.remote
+        if hasattr(inner, "post"):  # the thread backend's hand-off without futures
+            self.post = inner.post
+            self.cancel = inner.cancel
 
     def submit(self, task, hosts=None):
         return self.inner.submit(task, hosts)

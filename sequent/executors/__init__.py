@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from concurrent.futures import Executor
 from importlib import import_module
 from typing import Any
 
 from ..errors import ExecutorError
-from .base import ExecutorBackend
+from .base import ExecutorBackend, GivenExecutor
 from .core import Backend, Recorder, RunOptions, Scheduler
 from .serial import SerialBackend
 from .thread import ThreadBackend
@@ -51,15 +52,21 @@ def backend_name(spec: Any) -> str:
         if name in _BACKENDS:
             return name
     choices = ", ".join(sorted(set(_BACKENDS) | set(_ALIASES)))
-    raise ExecutorError(f"unknown executor {spec!r}; choose one of: {choices}")
+    raise ExecutorError(
+        f"unknown executor {spec!r}; choose one of: {choices}, or pass a backend object or "
+        f"any concurrent.futures.Executor"
+    )
 
 
 def create_backend(spec: Any = None, **options: Any) -> Backend:
-    """A backend for ``spec`` (a name, an alias, or a backend object, returned as is)."""
+    """A backend for ``spec``: a name or an alias, a backend object (returned as is), or any
+    ``concurrent.futures.Executor`` (wrapped in ``GivenExecutor``)."""
     if spec is None:
         spec = DEFAULT_EXECUTOR
     if not isinstance(spec, str) and hasattr(spec, "submit") and hasattr(spec, "remote"):
-        return spec
+        return spec  # one of sequent's backends (or one written like them)
+    if isinstance(spec, Executor):
+        return GivenExecutor(spec)
     module, cls = _BACKENDS[backend_name(spec)]
     try:
         factory = getattr(import_module(module), cls)
@@ -75,6 +82,7 @@ __all__ = [
     "DEFAULT_EXECUTOR",
     "Backend",
     "ExecutorBackend",
+    "GivenExecutor",
     "Outcome",
     "Recorder",
     "RunOptions",

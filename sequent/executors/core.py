@@ -2,12 +2,13 @@
 
 State and data flow of one run:
 
-    RunState (state.py) ──ready──> [delay timers] ──> launch heap ──caps, resources──> activate
+    RunState (state.py) ──get_ready──> [delay timers] ──> launch heap ──caps, resources──> start
         ^                                                                             │
-        │ finish(key, status)                                      record + commit ◄──┘
+        │ done(key, status)                                        record + commit ◄──┘
         │                                                                  │
-    events queue  <──done callback──  backend.submit(Task) ◄───────────────┘
-                                      (serial | thread | process | loky | dask)
+    events queue  <──outcome──────── backend.post(Task, tag, events) ◄─────┘  (thread)
+                  <──done callback── backend.submit(Task) ◄────────────────┘  (the others,
+                                     and any concurrent.futures.Executor, via GivenExecutor)
 
 The loop blocks on the events queue (completion callbacks, signals) with a timeout equal to the
 next timer (delays, retry back-off, step timeouts): no polling. Every status change of a round
@@ -37,7 +38,7 @@ from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
 from .state import Change, RunState
-from .worker import Outcome, Task
+from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
 
@@ -126,6 +127,8 @@ class Scheduler:
         self.recorder = recorder
         self.options = options
         self.state = RunState(plan, previous, options.stop_on_exception)
+        #: A backend's ``post(task, hosts, tag, outbox)``, if it has one (no future per step).
+        self._post: Callable[..., None] | None = getattr(backend, "post", None)
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.ledger = Ledger()
         # Waiting to start: (moment ready, definition rank, node); earlier moments first.
@@ -216,13 +219,19 @@ class Scheduler:
             self._fire(kind, key, token)
 
     def _handle(self, event: tuple[Any, ...]) -> None:
-        if event[0] == "done":
+        kind = event[0]
+        if kind == "outcome":  # from a backend that posts outcomes (the thread backend)
+            key, token = event[1]
+            attempt = self._running.get(key)
+            if attempt is not None and attempt.token == token:
+                self._completed(attempt, event[2])
+        elif kind == "done":
             _, key, token, future = event
             attempt = self._running.get(key)
             if attempt is None or attempt.token != token:
                 return  # a late outcome of an attempt that timed out or was interrupted
             self._completed(attempt, _outcome_of(future))
-        elif event[0] == "signal":
+        elif kind == "signal":
             self._interrupt(event[1])
 
     def _fire(self, kind: str, key: NodeKey, token: int) -> None:
@@ -365,6 +374,9 @@ class Scheduler:
             if step.timeout and not getattr(self.backend, "times_steps", False):
                 # (a backend that times steps itself counts from their start on a worker)
                 self._timer(step.timeout, "timeout", attempt.key, attempt.token)
+            if self._post is not None:  # one hand-off each way: the outcome comes back as
+                self._post(task, step.hosts, (attempt.key, attempt.token), self.events)
+                continue  # an ("outcome", tag, outcome) event, with no future in between
             try:
                 future = self.backend.submit(task, step.hosts)
             except KeyboardInterrupt:
@@ -537,6 +549,8 @@ class Scheduler:
         """
         if attempt.future is not None:
             self.backend.kill(attempt.future)
+        elif self._post is not None:
+            self.backend.cancel((attempt.key, attempt.token))  # type: ignore[attr-defined]
         if not self.backend.remote:
             key = attempt.key
             kill_programs((self.options.run_id, key.path, key.sequence, attempt.number))
@@ -579,13 +593,7 @@ def _outcome_of(future: Future[Outcome]) -> Outcome:
     try:
         return future.result()
     except BaseException as exc:  # noqa: BLE001 - a broken worker is a step failure
-        now = time.time()
-        return Outcome(
-            status=StepStatus.failure,
-            error=f"{type(exc).__name__}: {exc}",
-            started=now,
-            ended=now,
-        )
+        return machine_failure(exc)
 
 
 _DYNAMIC = '"<dynamic-code>"'

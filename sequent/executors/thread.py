@@ -16,6 +16,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from .base import ExecutorBackend
+from .worker import Task, execute, machine_failure
 
 _STOP = None
 
@@ -35,14 +36,28 @@ class DaemonThreadPool(Executor):
         self._threads: list[threading.Thread] = []
         self._queued = 0  # calls put in the queue and not yet taken by a thread
         self._waiting = 0  # threads waiting for a call (or about to)
+        self._cancelled: set[Any] = set()
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
+        self._put((future, fn, args, kwargs))
+        return future
+
+    def post(self, fn: Callable[[Any], Any], arg: Any, tag: Any, outbox: Any) -> None:
+        """Run ``fn(arg)`` in a thread and ``outbox.put(("outcome", tag, result))``: one
+        hand-off each way, no future. ``fn`` must not raise (``worker.execute`` does not)."""
+        self._put((None, fn, arg, (tag, outbox)))
+
+    def cancel(self, tag: Any) -> None:
+        """A posted call with ``tag`` that has not started yet will not run."""
+        self._cancelled.add(tag)
+
+    def _put(self, item: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a thread pool that was shut down")
-            self._queue.put((future, fn, args, kwargs))
+            self._queue.put(item)
             self._queued += 1
             if self._queued > self._waiting and len(self._threads) < self.max_workers:
                 self._waiting += 1
@@ -51,7 +66,6 @@ class DaemonThreadPool(Executor):
                 )
                 self._threads.append(thread)
                 thread.start()
-        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -63,7 +77,7 @@ class DaemonThreadPool(Executor):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not _STOP:
+                if item is not _STOP and item[0] is not None:
                     item[0].cancel()
         for _ in threads:
             self._queue.put(_STOP)
@@ -80,7 +94,19 @@ class DaemonThreadPool(Executor):
                 self._waiting -= 1
                 self._queued -= 1
             future, fn, args, kwargs = item
-            if future.set_running_or_notify_cancel():
+            if future is None:  # posted: kwargs is (tag, outbox)
+                tag, outbox = kwargs
+                if tag in self._cancelled:
+                    self._cancelled.discard(tag)
+                else:
+                    try:
+                        result = fn(args)
+                    except BaseException as exc:  # noqa: BLE001 - a step raising KeyboardInterrupt
+                        result = machine_failure(exc)
+                    outbox.put(("outcome", tag, result))
+                    del result
+                del tag, outbox
+            elif future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args, **kwargs))
                 except BaseException as exc:  # noqa: BLE001 - the caller reads it from the future
@@ -102,6 +128,18 @@ class ThreadBackend(ExecutorBackend):
 
     def create(self) -> Executor:
         return DaemonThreadPool(self.max_workers)
+
+    def post(self, task: Task, hosts: Any, tag: Any, outbox: Any) -> None:
+        """Run ``execute(task)`` in a thread; its outcome goes to ``outbox`` as
+        ``("outcome", tag, outcome)`` (the scheduling core's events queue)."""
+        pool = self.executor
+        assert isinstance(pool, DaemonThreadPool)
+        pool.post(execute, task, tag, outbox)
+
+    def cancel(self, tag: Any) -> None:
+        """A posted step that has not started will not run (a running one cannot be stopped)."""
+        if self._executor is not None:
+            self._executor.cancel(tag)  # type: ignore[attr-defined]
 
     def shutdown(self) -> None:
         if self._executor is not None:

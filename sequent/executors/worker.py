@@ -118,6 +118,8 @@ class _Router(logging.Handler):
         root = logging.getLogger()
         with self.guard:
             if not self.captures:
+                for inherited in [h for h in root.handlers if getattr(h, ORCHESTRATOR, False)]:
+                    root.removeHandler(inherited)  # a forked worker's copy of the run's logs
                 root.addHandler(self)
                 self.saved_level = root.level
                 if root.level != logging.DEBUG:
@@ -136,6 +138,10 @@ class _Router(logging.Handler):
 
 
 _ROUTER = _Router()
+
+#: The attribute that marks the orchestrator's own log handlers (``logs.RunLogging``). A worker
+#: process forked while a run goes on inherits them; its steps' records travel back instead.
+ORCHESTRATOR = "sequent_orchestrator"
 
 
 def execute(
@@ -233,6 +239,25 @@ def describe(exc: BaseException) -> str:
     except Exception as inner:  # noqa: BLE001 - the step's exception is what matters
         text = f"<the exception's __str__ raised {type(inner).__name__}>"
     return f"{type(exc).__name__}: {text}"
+
+
+def machine_failure(
+    error: BaseException | str, started: float | None = None, pid: int = 0, host: str = HOST
+) -> Outcome:
+    """The outcome of a step whose machinery failed (a worker died, a future broke, a result
+    could not be read): a failure with ``error`` (an exception, shown as ``Type: message``),
+    ending now. Every backend turns such failures into outcomes with this one helper."""
+    if isinstance(error, BaseException):
+        error = f"{type(error).__name__}: {error}"
+    now = time.time()
+    return Outcome(
+        status=StepStatus.failure,
+        error=error,
+        started=now if started is None else started,
+        ended=now,
+        pid=pid,
+        host=host,
+    )
 
 
 def _sendable(value: Any) -> tuple[Any, str | None]:
