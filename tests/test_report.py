@@ -308,6 +308,29 @@ def test_seed_recovery_report_in_chromium(seed_store, browser, tmp_path):
     assert_filtered(browser, tmp_path / "p", page, "s2", [["s2/1"], ["s2/1"]])
 
 
+CLICKS = """<script>
+document.querySelector('section.attempt button[data-zoom=in]').click();
+document.querySelector('svg.timeline g.row.group text.tog')
+  .dispatchEvent(new MouseEvent('click', {bubbles: true}));
+</script></body>"""
+
+
+def test_zooming_and_closing_a_group_redraw_the_timeline(seed_store, browser, tmp_path):
+    store_path, run_id = seed_store
+    page = report(store_path, run_id, tmp_path)
+    clicked = tmp_path / "clicked.html"  # the page, then a script clicking as a reader would
+    clicked.write_text(page.read_text(encoding="utf-8").replace("</body>", CLICKS, 1))
+    (before, lines_before), _ = timelines(runs.dump_dom(browser, tmp_path / "p", page))
+    (after, lines_after), (untouched, _) = timelines(
+        runs.dump_dom(browser, tmp_path / "p", clicked)
+    )
+    assert int(after["width"]) - int(before["width"]) == 860  # the time axis twice as long
+    assert untouched["width"] == before["width"]  # zoom buttons act on their own attempt
+    assert [name for name, *_ in lines_after] == ["s1/1", "s2/1"]  # s1/1 closed: its lines gone
+    assert len(lines_before) == 20
+    assert_drawn_height(after, 2)
+
+
 def test_report_of_a_run_with_retries_in_chromium(retry_store, browser, tmp_path):
     store_path, run_id = retry_store
     page = report(store_path, run_id, tmp_path)
