@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import cloudpickle
 
 from .compiler import NodeSpec, Plan, StepDef
 from .errors import DefinitionTypeError, NotSendableError
@@ -192,12 +191,11 @@ def redeliver(reason: str | None) -> None:
 
 def check_sendable(plan: Plan, executor: str) -> None:
     """Raise ``NotSendableError`` for the first step whose func or arguments cannot be pickled."""
-    seen: set[int] = set()
-    for spec in plan.nodes.values():
-        step = spec.step
-        if step.is_container or id(step) in seen:
+    import cloudpickle  # only runs whose steps go to other processes need it
+
+    for step in plan.index.steps.values():
+        if step.is_container:
             continue
-        seen.add(id(step))
         for what, value in _parts(step):
             try:
                 cloudpickle.dumps(value)

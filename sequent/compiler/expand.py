@@ -111,7 +111,8 @@ def index_steps(flow: FlowDef) -> StepIndex:
             parents[name] = parent
             handled[name] = False
             requirement = requirements[name] = step.requires.compiled
-            sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
+            if requirement.sources:  # (a step that requires nothing watches nothing)
+                sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
             if step.children:
                 groups.append((step.children, name))
         for requirement, names in sharing.values():

@@ -9,10 +9,11 @@ container instance to its children).
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
-import networkx as nx
 
 from ..errors import CycleError, DefinitionError, UnknownStepError
 from ..status import CONDITIONS
@@ -27,6 +28,9 @@ from .expand import (
     index_steps,
 )
 from .requirements import Expr, atoms
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @attrs.frozen(eq=False)
@@ -64,16 +68,24 @@ def compile_flow(flow: FlowDef) -> Plan:
     a func.
     """
     validate(flow)
-    nodes: dict[NodeKey, NodeSpec] = {}
-    iterations: dict = {}
-    iterations[ROOT] = expand_iterations(None, flow.steps, (None,), nodes, iterations)
-    return Plan(flow=flow, index=index_steps(flow), nodes=nodes, iterations=iterations)
+    collecting = gc.isenabled()
+    gc.disable()  # compiling makes millions of objects that all live: nothing to collect
+    try:
+        nodes: dict[NodeKey, NodeSpec] = {}
+        iterations: dict = {}
+        iterations[ROOT] = expand_iterations(None, flow.steps, (None,), nodes, iterations)
+        return Plan(flow=flow, index=index_steps(flow), nodes=nodes, iterations=iterations)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def build_graph(
     nodes: Mapping[NodeKey, NodeSpec], iterations: Mapping[NodeKey, tuple[Iteration, ...]]
 ) -> nx.DiGraph:
     """The frozen DAG of ``nodes``: requirement edges between siblings, containment edges."""
+    import networkx as nx  # only drawing and reviewing a flow need the graph
+
     graph = nx.DiGraph()
     graph.add_nodes_from((key, {"spec": spec}) for key, spec in nodes.items())
     edges: dict[tuple[NodeKey, NodeKey], list[str]] = {}
@@ -133,6 +145,11 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
 
 
 def _check_shape(step: StepDef) -> None:
+    if step.children:
+        if step.func is None:
+            return
+    elif step.func is not None and step.repeats is None:
+        return  # the common shapes, checked with the fewest look-ups
     if step.is_container and step.func is not None:
         raise DefinitionError(
             f"step {step.path_name!r} has both a func and child steps; a container runs "

@@ -21,10 +21,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from ..status import TERMINAL as status_TERMINAL
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 #: ``PRAGMA application_id`` of a sequent store: the bytes ``SQNT``.
 APPLICATION_ID = 0x53514E54
@@ -237,10 +239,15 @@ def applied_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply the migrations the database on ``conn`` lacks, inside the caller's transaction.
 
-    Returns the versions applied (none when the schema is current).
+    Returns the versions applied (none when the schema is current). sqlite-utils is imported
+    only when there is something to apply: a store at the current version opens without it.
     """
-    db = sqlite_utils.Database(conn)
     current = applied_version(conn)
+    if current >= VERSION:
+        return []
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
     if current == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.table(MIGRATIONS_TABLE).create(
