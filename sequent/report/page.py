@@ -283,7 +283,7 @@ def _cell(view: RunView, row: Mapping[str, Any], mark: Mark, t0: float) -> list[
     tries = view.tries.get((row["attempt"], row["path"], row["sequence"]), [])
     started, ended = row.get("started"), row.get("ended")
     notes = []
-    for t in tries:
+    for t in tries if len(tries) > 1 else ():  # one try: its times are the cell's own
         took = seconds_text(t.end - t.start) if t.end and t.start else "?"
         error = f": {first_line(t.error, 120)}" if t.error else ""
         notes.append(f"try {t.retry + 1}: {clock_text(t.start)}, {took}, {t.status}{error}")
