@@ -13,8 +13,9 @@ from importlib import import_module
 from typing import Any
 
 from ..errors import ExecutorError
-from .base import ExecutorBackend, GivenExecutor
+from .base import ExecutorBackend
 from .core import Backend, Recorder, RunOptions, Scheduler
+from .given import GivenExecutor
 from .serial import SerialBackend
 from .thread import ThreadBackend
 from .worker import Outcome, Task, execute
