@@ -65,3 +65,19 @@ class ClusterError(SequentError, ConnectionError):
 
 class UnknownHostError(SequentError, LookupError):
     """A step's ``hosts=`` names no worker of the connected cluster."""
+
+
+class RunReferenceError(SequentError, LookupError):
+    """A run reference (an id, a prefix of one, ``latest``) matches no run, or several."""
+
+
+class StoreNotFoundError(SequentError, FileNotFoundError):
+    """No store was given and none could be found (flow file, SEQUENT_STORE, this folder)."""
+
+
+class ParameterError(SequentError, TypeError):
+    """A parameter for the function that builds a flow is not one it takes, or is unreadable."""
+
+
+class SelectionError(SequentError, LookupError):
+    """A step chosen for --only, --rerun or mark is not in the flow, or cannot be chosen so."""

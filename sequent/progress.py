@@ -10,6 +10,7 @@ output is not a terminal: the command line then shows the plain log lines only.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -49,6 +50,8 @@ class LiveProgress:
         self._leaves = {key for key, spec in plan.nodes.items() if not spec.step.is_container}
         self._status: dict[NodeKey, StepStatus] = {}
         self._counts: Counter[StepStatus] = Counter()
+        self._clock = time.monotonic
+        self._started = self._clock()
         self._live = Live(
             console=self.console,
             refresh_per_second=refresh_per_second,
@@ -58,12 +61,15 @@ class LiveProgress:
         )
 
     def __enter__(self) -> LiveProgress:
+        self._started = self._clock()
         self._live.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._live.refresh()
         self._live.stop()
+        if not self.console.is_terminal:
+            self.console.line()  # rich leaves the last frame unterminated off a terminal
 
     def wrap(self, recorder: Any) -> ProgressTap:
         """A recorder that updates this display, then passes every call on to ``recorder``."""
@@ -108,9 +114,22 @@ class LiveProgress:
         with self._lock:
             return [key for key, status in self._status.items() if status is StepStatus.active]
 
-    def render(self) -> Group:
-        """The display: a header, a bar with counts, and the steps running now."""
+    def times(self) -> tuple[float, float | None]:
+        """Seconds since the run started, and an estimate of the seconds left (None: unknown).
+
+        The estimate assumes the steps left take as long on average as the ones done so far.
+        """
+        elapsed = max(self._clock() - self._started, 0.0)
         counts = self.counts()
+        done, total = counts["done"], counts["total"]
+        if done == 0 or done >= total:
+            return elapsed, None if done == 0 else 0.0
+        return elapsed, elapsed / done * (total - done)
+
+    def render(self) -> Group:
+        """The display: a header, a bar with counts and times, and the steps running now."""
+        counts = self.counts()
+        elapsed, left = self.times()
         header = Text.assemble(
             ("sequent ", "bold"), f"flow {self.flow_name!r} run {self.run_id}", style="cyan"
         )
@@ -122,6 +141,8 @@ class LiveProgress:
             Text(f"{counts['succeeded']} succeeded", style="green"),
             Text(f"{counts['failed']} failed", style="red" if counts["failed"] else ""),
             Text(f"{counts['skipped']} skipped", style="dim"),
+            Text(f"elapsed {clock(elapsed)}"),
+            Text("time left unknown" if left is None else f"about {clock(left)} left"),
         )
         parts: list[Any] = [header, bar]
         if counts["interrupted"]:
@@ -134,6 +155,12 @@ class LiveProgress:
                 shown += f" and {more} more"
             parts.append(Text(f"running: {shown}", style="dim"))
         return Group(*parts)
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as ``H:MM:SS``."""
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class ProgressTap:

@@ -126,3 +126,44 @@ def test_library_runs_draw_nothing(tmp_path, capsys):
         flow.close()
     captured = capsys.readouterr()
     assert "steps done" not in captured.out + captured.err
+
+
+def test_elapsed_time_and_the_estimate_of_time_left_follow_the_steps_done():
+    flow = seq.Sequent(name="clock", store=":memory:", executor="serial")
+    for name in "abcd":
+        flow.add_step(name, func=print)
+    buffer, console = terminal()
+    display = LiveProgress(flow.compile(), "clock", "r1", console=console)
+    now = [100.0]
+    display._clock = lambda: now[0]
+    display._started = 100.0
+    tap = display.wrap(MemoryRecorder())
+    assert display.times() == (0.0, None)  # nothing done: no estimate
+    now[0] = 130.0
+    tap.node(NodeKey("a", "1"), S.success)
+    assert display.times() == (30.0, 90.0)  # 30 s a step, 3 steps left
+    console.print(display.render())
+    assert "elapsed 0:00:30" in buffer.getvalue() and "about 0:01:30 left" in buffer.getvalue()
+    for name in "bcd":
+        tap.node(NodeKey(name, "1"), S.success)
+    assert display.times() == (30.0, 0.0)
+
+
+def test_the_last_frame_ends_with_a_newline_off_a_terminal(tmp_path):
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=140, color_system=None)
+    flow = seq.Sequent(
+        name="piped",
+        store=":memory:",
+        executor="serial",
+        logging_level=logging.CRITICAL,
+        config={"logdir": str(tmp_path / "logs")},
+    )
+    flow.add_step("a", func=print)
+    try:
+        assert run_flow(flow, progress=console) is True
+    finally:
+        flow.close()
+    text = buffer.getvalue()
+    assert "1/1 steps done" in text
+    assert text.endswith("\n")
