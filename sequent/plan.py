@@ -14,7 +14,11 @@ Actions:
 * ``never reached``: its requirement cannot hold when every step before it succeeds (it waits
   for a failure, say), so the run would mark it ``skipped``;
 * ``expanded at run time``: a container with a callable ``repeats``; its instances are known
-  only when a run reaches it.
+  only when a run reaches it;
+* ``kept``: ``--only`` leaves the step out: it keeps its previous status without running
+  (``skipped`` when it has none).
+
+A node whose latest status is a manual mark (``sequent mark``) says so, with who and why.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import attrs
 
 from .compiler import NodeKey, Plan
 from .errors import RecoveryError
-from .executors.dryrun import AT_RUN_TIME, NEVER, RUN, SKIP, Rehearsal, rehearse
+from .executors.dryrun import AT_RUN_TIME, KEPT, NEVER, RUN, SKIP, Rehearsal, rehearse
+from .selection import Selection
 from .status import RunMode, StepStatus
 from .store import Recovery, read_store
 
@@ -112,30 +117,37 @@ class DryRun:
         return self.text()
 
 
-def simulate(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -> list[PlannedNode]:
+def simulate(
+    plan: Plan,
+    previous: Mapping[NodeKey, StepStatus] | None = None,
+    selection: Selection | None = None,
+    marks: Mapping[NodeKey, str] | None = None,
+) -> list[PlannedNode]:
     """Plan ``plan`` as a run would go with every leaf succeeding; ``previous`` for a recover.
 
-    Returns the nodes in the order the run would reach them (then those it would not reach, in
-    definition order). Calls no step and no ``repeats`` callable.
+    ``selection`` is what ``--only``/``--rerun`` chose; ``marks`` describes the nodes whose
+    latest status is a manual mark. Returns the nodes in the order the run would reach them
+    (then those it would not reach, in definition order). Calls no step and no ``repeats``
+    callable.
     """
-    previous = dict(previous or {})
-    rehearsal = rehearse(plan, previous)
+    selection = selection or Selection()
+    shown = dict(previous or {})
+    rehearsal = rehearse(plan, selection.previous(shown), selection.kept)
     nodes = rehearsal.nodes
     actions = _actions(rehearsal)
     order = list(rehearsal.reached)
     order += sorted((k for k in nodes if k not in rehearsal.reached), key=lambda k: nodes[k].rank)
-    return [
-        PlannedNode(
-            key=key,
-            action=actions[key],
-            container=nodes[key].step.is_container,
-            previous=previous.get(key),
-            reason=_reason(
-                actions[key], nodes[key].step.is_container, previous.get(key), bool(previous)
-            ),
-        )
-        for key in order
-    ]
+    result = []
+    for key in order:
+        container = nodes[key].step.is_container
+        reason = _reason(actions[key], container, shown.get(key), bool(shown))
+        if key.path in selection.rerun and actions[key] == RUN and not container:
+            before = shown.get(key)
+            reason = f"reruns (--rerun): previous status {before.value if before else '-'}"
+        if marks and key in marks:
+            reason += f" ({marks[key]})"
+        result.append(PlannedNode(key, actions[key], container, shown.get(key), reason))
+    return result
 
 
 def _actions(rehearsal: Rehearsal) -> dict[NodeKey, str]:
@@ -161,12 +173,15 @@ def _actions(rehearsal: Rehearsal) -> dict[NodeKey, str]:
 def _container_action(deferred: bool, inside: set[str]) -> str:
     if deferred:
         return AT_RUN_TIME
-    if inside and inside <= {SKIP, NEVER}:
+    if inside and inside <= {SKIP, NEVER, KEPT}:
         return SKIP
     return RUN
 
 
 def _reason(action: str, container: bool, before: StepStatus | None, recovering: bool) -> str:
+    if action == KEPT:
+        shown = before.value if before else "none, so skipped"
+        return f"not in --only: keeps its previous status ({shown})"
     if action == SKIP:
         if container:
             return "everything inside is skipped"
@@ -180,14 +195,22 @@ def _reason(action: str, container: bool, before: StepStatus | None, recovering:
     return ""
 
 
-def dry_run(plan: Plan, flow_name: str, recovery: Recovery | None = None) -> DryRun:
+def dry_run(
+    plan: Plan,
+    flow_name: str,
+    recovery: Recovery | None = None,
+    selection: Selection | None = None,
+    marks: Mapping[NodeKey, str] | None = None,
+) -> DryRun:
     """What a run of ``plan`` would do, running nothing: a restart, or a recover of ``recovery``.
 
-    ``recovery`` is what the store says a recover would start from (``find_recovery``).
+    ``recovery`` is what the store says a recover would start from (``find_recovery``);
+    ``selection`` what ``--only``/``--rerun`` chose (``selection.select``); ``marks`` the
+    nodes whose latest status is a manual mark (``recorded_marks``).
     """
     if recovery is None:
-        return DryRun(flow_name, RunMode.restart, tuple(simulate(plan)))
-    nodes = simulate(plan, recovery.previous)
+        return DryRun(flow_name, RunMode.restart, tuple(simulate(plan, selection=selection)))
+    nodes = simulate(plan, recovery.previous, selection, marks)
     return DryRun(
         flow_name, RunMode.recover, tuple(nodes), run_id=recovery.run_id, attempt=recovery.attempt
     )
@@ -209,6 +232,13 @@ def find_recovery(store: Any, flow_name: str, run_id: str | None) -> Recovery:
     return found
 
 
+def recorded_marks(store: Any, run_id: str) -> dict[NodeKey, str]:
+    """The nodes of run ``run_id`` whose latest status is a manual mark, described."""
+    from .marks import describe_mark, latest_marks
+
+    return {key: describe_mark(mark) for key, mark in latest_marks(store, run_id).items()}
+
+
 def latest_statuses(store: Any, run_id: str) -> dict[NodeKey, StepStatus]:
     """Each node's latest recorded status in run ``run_id``; ``RecoveryError`` if unknown."""
     return {
@@ -219,6 +249,7 @@ def latest_statuses(store: Any, run_id: str) -> dict[NodeKey, StepStatus]:
 
 __all__ = [
     "AT_RUN_TIME",
+    "KEPT",
     "NEVER",
     "RUN",
     "SKIP",
@@ -227,6 +258,7 @@ __all__ = [
     "dry_run",
     "find_recovery",
     "latest_statuses",
+    "recorded_marks",
     "read_store",
     "simulate",
 ]

@@ -18,10 +18,11 @@ from typing import Any
 
 import attrs
 
-from .compiler import NodeSpec, Plan, StepDef
+from .compiler import NodeKey, NodeSpec, Plan, StepDef
 from .errors import DefinitionTypeError, NotSendableError
 from .executors import RunOptions, Scheduler
 from .logs import CLOSING, RunLogging, run_log_dir
+from .selection import Selection, select
 from .status import RunMode, StepStatus
 
 log = logging.getLogger("sequent")
@@ -45,6 +46,10 @@ class FlowOptions:
     logging_level: int = logging.INFO
     max_loops: int = attrs.field(default=-1)
     progress: Any = False
+    #: ``--only`` / ``--rerun`` step paths and ``--downstream`` (see ``selection.py``).
+    only: tuple[str, ...] = ()
+    rerun: tuple[str, ...] = ()
+    downstream: bool = False
 
     @max_loops.validator
     def _check_max_loops(self, attribute: Any, value: Any) -> None:
@@ -66,8 +71,8 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
     """Run ``plan`` once on ``backend``, recording into ``store`` (a restart or a recover).
 
     Raises ``NotSendableError`` when a step
-    cannot reach a remote executor's workers, and the store's ``RecoveryError``/``StoreError``
-    before anything runs. A signal that interrupts the run is recorded and named in the result;
+    cannot reach a remote executor's workers, ``SelectionError`` for ``only``/``rerun`` that
+    cannot work, and the store's ``RecoveryError``/``StoreError`` before anything runs. A signal that interrupts the run is recorded and named in the result;
     ``redeliver`` hands it on afterwards.
     """
     if backend.remote:
@@ -75,6 +80,7 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
     prepare = getattr(backend, "prepare", None)
     if prepare is not None:
         prepare(plan, options.config)  # e.g. Dask: connect, resolve hosts=; raises before any write
+    selection = choose_steps(plan, store, options)
     session = store.begin(
         plan,
         flow_name=options.flow_name,
@@ -83,14 +89,15 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
         executor=backend.name,
     )
     folder = run_log_dir(options.config["logdir"], options.flow_name, session.run_id)
-    recorder: Any = session
+    tally = Tally(session)
+    recorder: Any = tally
     display: Any = contextlib.nullcontext()
     if options.progress:
         from .progress import LiveProgress
 
         console = None if options.progress is True else options.progress
         display = LiveProgress(plan, options.flow_name, session.run_id, console=console)
-        recorder = display.wrap(session)
+        recorder = display.wrap(tally)
     with display, RunLogging(folder, options.logging_level):
         log.info("Sequent store file: %s", store.path)
         log.info(
@@ -105,9 +112,9 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
         for message in getattr(session, "differences", ()):
             log.info("%s", message)
         _announce(plan, backend, options, session.run_id, prepared=prepare is not None)
-        scheduler = Scheduler(
-            plan, backend, recorder, _run_options(plan, options, session), session.previous
-        )
+        run_options = attrs.evolve(_run_options(plan, options, session), kept=selection.kept)
+        previous = selection.previous(session.previous)
+        scheduler = Scheduler(plan, backend, recorder, run_options, previous)
         result = False
         try:
             result = scheduler.run()
@@ -115,7 +122,8 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
             try:
                 session.finish(result)
             finally:  # the run log ends with the result even when the store failed
-                _summary(scheduler)
+                recovering = options.mode is RunMode.recover or bool(selection)
+                _summary(scheduler, tally if recovering else None)
                 word = "success" if result else "failure"
                 log.info("Processing finished with: %s", word, extra=CLOSING)
     return Finished(result, session.run_id, scheduler.interrupted_by)
@@ -239,8 +247,50 @@ def _own_config(spec: NodeSpec, key: str, default: Any) -> Any:
     return spec.step.config.get(key, default)
 
 
-def _summary(scheduler: Scheduler) -> None:
-    """Log the counts per status, steps and containers apart, then the steps that went wrong."""
+def choose_steps(plan: Plan, store: Any, options: FlowOptions) -> Selection:
+    """The steps ``only``/``rerun`` choose, checked against the run to recover (read only)."""
+    if not options.only and not options.rerun:
+        return Selection()
+    previous: Mapping[NodeKey, StepStatus] = {}
+    run_id = None
+    if options.mode is RunMode.recover:
+        found = store.recovery(options.flow_name, options.recovery_run)
+        previous, run_id = found.previous, found.run_id
+    return select(plan, options.only, options.rerun, options.downstream, previous, run_id)
+
+
+class Tally:
+    """A recorder passing every call on to the real one, noting the leaves run or replayed."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.ran: set[NodeKey] = set()
+        self.replayed: dict[NodeKey, StepStatus] = {}
+
+    def node(self, key: NodeKey, status: StepStatus, **details: Any) -> None:
+        """Record a status change, and note a start or a replay."""
+        self.recorder.node(key, status, **details)
+        if status is StepStatus.active:
+            self.ran.add(key)
+        elif details.get("replayed"):
+            self.replayed[key] = status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.recorder, name)
+
+    def counts(self, nodes: Mapping[NodeKey, NodeSpec]) -> str:
+        """``N recovered, M ran`` (and ``K kept`` for steps ``--only`` left out), leaves only."""
+        leaves = [key for key in self.ran if not nodes[key].step.is_container]
+        recovered = sum(1 for status in self.replayed.values() if status is StepStatus.success)
+        text = f"{recovered} recovered, {len(leaves)} ran"
+        kept = len(self.replayed) - recovered
+        return text + (f", {kept} kept" if kept else "")
+
+
+def _summary(scheduler: Scheduler, tally: Tally | None = None) -> None:
+    """Log the counts per status, steps and containers apart, then the steps that went wrong.
+
+    A recover (or a run choosing steps) first says how many steps it recovered and ran."""
     state = scheduler.state
     steps: Counter[str] = Counter()
     containers: Counter[str] = Counter()
@@ -249,6 +299,8 @@ def _summary(scheduler: Scheduler) -> None:
         counts = containers if spec.step.is_container else steps
         counts[status.value if status is not None else "not started"] += 1
     text = _counted(steps, "step")
+    if tally is not None:
+        text = f"{tally.counts(state.nodes)}; {text}"
     if containers:
         text += f"; {_counted(containers, 'container')}"
     log.info("Summary: %s", text)

@@ -90,6 +90,8 @@ class RunOptions:
     step_config: Callable[[NodeSpec, str, Any], Any] = lambda spec, key, default: default
     logger_name: str = "sequent.step"
     handle_signals: bool = True
+    #: Step paths whose leaves keep their previous status without running (``--only``).
+    kept: frozenset[str] = frozenset()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -126,7 +128,7 @@ class Scheduler:
         self.backend = backend
         self.recorder = recorder
         self.options = options
-        self.state = RunState(plan, previous, options.stop_on_exception)
+        self.state = RunState(plan, previous, options.stop_on_exception, kept=options.kept)
         #: A backend's ``post(task, hosts, tag, outbox)``, if it has one (no future per step).
         self._post: Callable[..., None] | None = getattr(backend, "post", None)
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()

@@ -35,6 +35,8 @@ SKIP = "skip"
 NEVER = "never reached"
 #: A container whose callable ``repeats`` is called only when a real run reaches it.
 AT_RUN_TIME = "expanded at run time"
+#: ``--only`` leaves it out: it keeps its previous status without running.
+KEPT = "kept"
 
 
 class LaunchOrder:
@@ -63,8 +65,8 @@ class LaunchOrder:
 class Rehearsal:
     """What a dry run reached: each node's first decisive change, in the order it happened.
 
-    ``reached`` maps nodes to ``RUN`` (it became active), ``SKIP`` (recovered as success) or
-    ``NEVER`` (skipped); nodes it never reached are absent. ``deferred`` holds the containers
+    ``reached`` maps nodes to ``RUN`` (it became active), ``SKIP`` (recovered as success),
+    ``KEPT`` (left out by ``--only``) or ``NEVER`` (skipped); nodes it never reached are absent. ``deferred`` holds the containers
     whose ``repeats`` is callable; ``nodes`` every node of the plan.
     """
 
@@ -73,12 +75,17 @@ class Rehearsal:
     deferred: frozenset[NodeKey]
 
 
-def rehearse(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -> Rehearsal:
+def rehearse(
+    plan: Plan,
+    previous: Mapping[NodeKey, StepStatus] | None = None,
+    kept: frozenset[str] = frozenset(),
+) -> Rehearsal:
     """Drive ``plan``'s ``RunState`` as a run would go with every leaf succeeding.
 
-    ``previous`` holds the latest statuses of the run a recover would continue.
+    ``previous`` holds the latest statuses of the run a recover would continue; ``kept`` the
+    step paths ``--only`` leaves out (``RunState``'s ``kept``).
     """
-    state = RunState(plan, previous or {}, call_repeats=False)
+    state = RunState(plan, previous or {}, call_repeats=False, kept=kept)
     order = LaunchOrder(state.nodes)
     state.prepare()
     order.push(state.get_ready())
@@ -89,10 +96,15 @@ def rehearse(plan: Plan, previous: Mapping[NodeKey, StepStatus] | None = None) -
             state.done(node, StepStatus.success)
         order.push(state.get_ready())
     reached: dict[NodeKey, str] = {}
+    readied: set[NodeKey] = set()
     for change in state.get_changes():
         if change.key in reached:
             continue
-        if change.status is StepStatus.success and change.replayed:
+        if change.status is StepStatus.ready:
+            readied.add(change.key)
+        elif change.key.path in kept and change.key in readied:
+            reached[change.key] = KEPT
+        elif change.status is StepStatus.success and change.replayed:
             reached[change.key] = SKIP
         elif change.status is StepStatus.active:
             reached[change.key] = RUN

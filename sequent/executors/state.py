@@ -50,6 +50,7 @@ SKIPPED = StepStatus.skipped
 READY = StepStatus.ready
 ACTIVE = StepStatus.active
 INTERRUPTED = StepStatus.interrupted
+_KEEPABLE = (SUCCESS, FAILURE, SKIPPED, INTERRUPTED)
 _ENDINGS = (SUCCESS, FAILURE, INTERRUPTED)
 _NEVER = -(1 << 40)  # a pure AND's count once an atom was False: it stays below zero
 _DECIDED: Any = [-1]  # an or_ expression's state once decided
@@ -76,7 +77,9 @@ class RunState:
     """Mutates the statuses of one run's step instances as its driver reports what happened.
 
     ``previous`` maps nodes to their latest status in the run being recovered (empty on a fresh
-    run); a leaf whose step's recovery policy says skip is marked success when reached.
+    run); a leaf whose step's recovery policy says skip is marked success when reached. A leaf
+    of a step path in ``kept`` (``--only`` left it out) takes its previous status when reached,
+    without running (``skipped`` when it has none); a failure kept so stops nothing.
     ``call_repeats`` False (a dry run): a container whose ``repeats`` is callable is entered
     with no iterations and listed in ``deferred`` instead of calling user code.
     """
@@ -87,11 +90,13 @@ class RunState:
         previous: Mapping[NodeKey, StepStatus] | None = None,
         stop_on_exception: Callable[[NodeSpec], bool] | None = None,
         call_repeats: bool = True,
+        kept: frozenset[str] = frozenset(),
     ) -> None:
         self.index = plan.index
         self.nodes: dict[NodeKey, NodeSpec] = dict(plan.nodes)
         self.iterations: dict[NodeKey, tuple[Iteration, ...]] = dict(plan.iterations)
         self.previous = previous or {}
+        self.kept = kept
         self.stop_on_exception = stop_on_exception or (lambda spec: True)
         self.call_repeats = call_repeats
         #: The status of every node that has one.
@@ -320,6 +325,11 @@ class RunState:
 
     def _make_ready(self, key: NodeKey) -> None:
         self._set(key, READY)
+        if key.path in self.kept and not self.nodes[key].step.children:
+            before = self.previous.get(key)
+            status = before if before in _KEEPABLE else SKIPPED
+            self._set(key, status, replayed=status is not SKIPPED)  # it ran in an earlier attempt
+            return
         if self.previous:
             step = self.nodes[key].step
             if not step.children and step.replay(self.previous.get(key)) is StepReplay.skip:
@@ -334,7 +344,7 @@ class RunState:
             self._failed_child.setdefault(parent, key)
             if self._escalates(spec):
                 self.failed = True
-                if self.stop_on_exception(spec):
+                if self.stop_on_exception(spec) and key.path not in self.kept:
                     self.stopping = True
         elif status is INTERRUPTED:
             self._failed_child.setdefault(parent, key)
