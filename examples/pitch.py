@@ -5,9 +5,9 @@
     python examples/pitch.py --recover    # recovers the latest run: only C2 runs again
 
 The store is ``examples/pitch.run.db`` (next to this script). With the ``sequent`` command,
-``PITCH_FAIL=C2 sequent run examples/pitch.py:build`` fails C2 the same way (``PITCH_FAIL``
-takes a comma-separated list of step names) and ``sequent recover examples/pitch.py:build``
-recovers it.
+``sequent run examples/pitch.py -p fail_c2=true`` fails C2 the same way (``-p`` passes
+``fail_c2`` to ``build_flow``; ``PITCH_FAIL=C2,B`` fails any steps it names) and
+``sequent recover examples/pitch.py`` recovers it.
 """
 
 import logging
@@ -31,7 +31,7 @@ def work(name, seconds=0.1, fail=False):
     return name
 
 
-def build(fail_c2=False, recover=False):
+def build_flow(fail_c2: bool = False, recover: bool = False) -> seq.Sequent:
     """The pitch flow; C2 fails when ``fail_c2`` is true or ``PITCH_FAIL`` names it."""
     failing = {name.strip() for name in os.environ.get("PITCH_FAIL", "").split(",") if name}
     if fail_c2:
@@ -54,7 +54,11 @@ def build(fail_c2=False, recover=False):
     return flow
 
 
+#: The name earlier versions of this example used (``sequent run examples/pitch.py:build``).
+build = build_flow
+
+
 if __name__ == "__main__":
-    with build(fail_c2="--fail-c2" in sys.argv, recover="--recover" in sys.argv) as flow:
+    with build_flow(fail_c2="--fail-c2" in sys.argv, recover="--recover" in sys.argv) as flow:
         ok = flow.run()
     sys.exit(0 if ok else 1)

@@ -99,9 +99,10 @@ def check_parameters(builder: Callable[..., Any], params: Mapping[str, Any], sho
     try:
         signature.bind(**params)
     except TypeError as exc:
+        given = f"with {', '.join(sorted(params))}" if params else "without arguments"
         raise ParameterError(
-            f"{shown} cannot be called with {sorted(params)} ({exc}); give the parameters it "
-            f"needs with -p NAME=VALUE"
+            f"{shown} cannot be called {given} ({exc}); pass what it needs with -p NAME=VALUE, "
+            f"or give its parameters defaults"
         ) from exc
 
 

@@ -141,10 +141,13 @@ class LiveProgress:
             Text(f"{counts['succeeded']} succeeded", style="green"),
             Text(f"{counts['failed']} failed", style="red" if counts["failed"] else ""),
             Text(f"{counts['skipped']} skipped", style="dim"),
-            Text(f"elapsed {clock(elapsed)}"),
-            Text("time left unknown" if left is None else f"about {clock(left)} left"),
         )
-        parts: list[Any] = [header, bar]
+        left_text = "time left unknown" if left is None else f"about {clock(left)} left"
+        parts: list[Any] = [
+            header,
+            bar,
+            Text(f"elapsed {clock(elapsed)}, {left_text}", style="dim"),
+        ]
         if counts["interrupted"]:
             parts.append(Text(f"{counts['interrupted']} interrupted", style="magenta"))
         running = self.running()

@@ -96,8 +96,8 @@ def resolve_run(store: Any, reference: str, flow_name: str | None = None) -> str
             f"of the id"
         )
     raise RunReferenceError(
-        f"{where} holds no run {reference!r}; its latest runs are {', '.join(ids[:_SHOWN])}. "
-        f"Give one of those (or a prefix of one, or 'latest'); `sequent runs` lists them all"
+        f"{where} holds no run with id {reference!r}; its latest runs are "
+        f"{', '.join(ids[:_SHOWN])}. Give one of those (or a prefix of one, or 'latest'); `sequent runs` lists them all"
     )
 
 

@@ -348,10 +348,10 @@ def test_runs_show_and_report(folder, tmp_path):
     listed = invoke("runs", "--store", store)
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.splitlines()
-    assert lines[0].split() == ["run", "id", "flow", "attempts", "started", "ended", "result",
+    assert lines[0].split() == ["run", "id", "flow", "state", "attempts", "started", "ended",
                                 "executor"]  # fmt: skip
     assert [line.split()[0] for line in lines[1:]] == [second, failed]  # newest first
-    assert lines[2].split()[2] == "2" and lines[2].split()[-2] == "success"
+    assert lines[2].split()[2] == "success" and "2 (failure, success)" in lines[2]
     as_json = json.loads(invoke("runs", "--store", store, "--json").stdout)
     assert [(r["run_id"], r["attempts"]) for r in as_json] == [(second, 1), (failed, 2)]
     assert "no runs of flow 'x'" in invoke("runs", "--store", store, "--flow", "x").stdout

@@ -36,7 +36,7 @@ def test_a_parameter_the_builder_does_not_take_lists_those_it_takes():
     def needs(day):
         return None
 
-    with pytest.raises(ParameterError, match=r"cannot be called with \[\].*-p NAME=VALUE"):
+    with pytest.raises(ParameterError, match=r"cannot be called without arguments.*-p NAME=VALUE"):
         check_parameters(needs, {}, "f.py:needs")
 
     def open_ended(**anything):

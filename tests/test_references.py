@@ -65,7 +65,7 @@ def test_a_run_is_named_by_its_id_a_unique_prefix_or_latest(tmp_path):
                 n for n in range(1, 9) if not any(o.startswith(run_id[:n]) for o in others)
             )
             assert resolve_run(store, run_id[:length]) == run_id
-        with pytest.raises(RunReferenceError, match=r"holds no run 'zzz'.*latest runs are"):
+        with pytest.raises(RunReferenceError, match=r"holds no run with id 'zzz'.*latest runs are"):
             resolve_run(store, "zzz")
 
 

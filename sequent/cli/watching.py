@@ -1,0 +1,203 @@
+"""``sequent status`` and ``sequent logs``: what a run is doing now, and what it wrote.
+
+``status --watch`` and ``logs --follow`` read the store (and the log files) again every
+``--interval`` seconds until the run is no longer running. Log text is printed escaped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..terminal import safe, safe_line
+from .common import UsageProblem, flow_option, locate, reading, store_option, the_run, usage, when
+
+_ORDER = ("active", "ready", "success", "failure", "skipped", "interrupted")
+
+
+def status_text(view: dict[str, Any]) -> str:
+    """The lines ``sequent status`` prints for one ``monitor.snapshot``."""
+    run, state = view["run"], view["state"]
+    attempt = view["attempt"] or {}
+    lease = view.get("lease") or {}
+    head = f"Run {run['run_id']} of flow {run['flow_name']!r}: {state}"
+    if state == "running":
+        host = lease.get("host") or attempt.get("host")
+        pid = lease.get("pid") or attempt.get("pid")
+        beat = lease.get("heartbeat")
+        since = f", heartbeat {max(view['at'] - beat, 0):.0f} s ago" if beat else ""
+        head += f" (pid {pid} on {host}{since})"
+    head += (
+        f"; attempt {attempt.get('attempt', 0)} ({attempt.get('mode', '-')}) started "
+        f"{when(attempt.get('started'))}"
+    )
+    if attempt.get("ended"):
+        head += f", ended {when(attempt.get('ended'))}"
+    counts = view["counts"]
+    shown = [f"{counts[s]} {s}" for s in _ORDER if counts.get(s)]
+    shown += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in _ORDER]
+    lines = [head, f"Steps: {', '.join(shown) or 'none recorded'} (of {view['total']})"]
+    label = "Running now" if state == "running" else "Were running when it stopped"
+    for row in view["running"]:
+        started = row.get("started")
+        took = f", {view['at'] - started:.1f} s" if started else ""
+        node = f"{row['path']}/{row['sequence']}"
+        lines.append(f"  {label.lower()}: {node} (since {when(started)}{took})")
+    return "\n".join(safe_line(line) for line in lines)
+
+
+@click.command()
+@click.argument("reference", metavar="[RUN]", default="latest")
+@store_option
+@flow_option
+@click.option("--watch", is_flag=True, help="Refresh until the run is no longer running.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+def status(
+    reference: str, store: str | None, flow_name: str | None, watch: bool, interval: float
+) -> None:
+    """Whether RUN (default: latest) is running, finished or abandoned; its steps' counts.
+
+    With --watch, exit 0 when the run ends in success, 1 when it fails or is abandoned.
+    """
+    from ..monitor import snapshot
+
+    path, _ = locate(store)
+    with reading(path) as opened, usage():
+        run_id = the_run(opened, reference, flow_name)
+        view = snapshot(opened, run_id)
+        click.echo(status_text(view))
+        if not watch:
+            return
+        shown = status_text(view)
+        while view["state"] == "running":
+            time.sleep(interval)
+            view = snapshot(opened, run_id)
+            text = status_text(view)
+            if text.splitlines()[1:] != shown.splitlines()[1:] or view["state"] != "running":
+                click.echo(f"--- {when(view['at'])}")
+                click.echo(text)
+                shown = text
+    sys.exit(0 if view["state"] == "success" else 1)
+
+
+def _log_folders(opened: Any, run_id: str, logdir: str | None) -> list[Path]:
+    """The folders holding run ``run_id``'s logs, oldest attempt first (each once)."""
+    from ..config import FLOW_DEFAULTS
+    from ..logs import run_log_dir
+
+    if logdir:
+        run = opened.run(run_id)
+        return [run_log_dir(logdir, run["flow_name"], run_id)]
+    folders: list[Path] = []
+    for attempt in opened.attempts(run_id):
+        recorded = attempt.get("logdir")
+        if recorded and Path(recorded) not in folders:
+            folders.append(Path(recorded))
+    if not folders:
+        run = opened.run(run_id)
+        guess = run_log_dir(FLOW_DEFAULTS["logdir"], run["flow_name"], run_id)
+        if guess.is_dir():
+            folders.append(guess)
+    if not folders:
+        raise UsageProblem(
+            f"the store does not say where run {run_id}'s logs are (it was recorded before "
+            f"stores kept log folders, or with a logdir of its own); pass --logdir DIR, the "
+            f"logdir the run used"
+        )
+    return folders
+
+
+def _log_files(folders: list[Path], opened: Any, run_id: str, step: str | None) -> list[Path]:
+    from ..logs import step_log_path
+    from ..marks import parse_node
+
+    if step is None:
+        return [folder / "run.log" for folder in folders]
+    nodes = [(row["path"], row["sequence"]) for row in opened.nodes(run_id)]
+    if "@" in step:
+        with usage():
+            key = parse_node(step)
+        wanted = [(key.path, key.sequence)]
+    else:
+        wanted = [node for node in nodes if node[0] == step]
+    if not wanted or not set(wanted) <= set(nodes):
+        known = sorted({path for path, _ in nodes})
+        raise UsageProblem(
+            safe(
+                f"run {run_id} has no step instance {step!r}; name one as STEP or STEP@SEQUENCE "
+                f"among {', '.join(known[:20])} (`sequent show {run_id}` lists them)"
+            )
+        )
+    return [step_log_path(folder, *node) for node in wanted for folder in folders]
+
+
+@click.command()
+@click.argument("reference", metavar="RUN")
+@click.argument("step", metavar="[STEP[@SEQUENCE]]", required=False)
+@store_option
+@flow_option
+@click.option("--logdir", type=click.Path(file_okay=False), help="Where the run wrote its logs.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines while the run runs.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between reads with --follow.",
+)
+def logs(
+    reference: str,
+    step: str | None,
+    store: str | None,
+    flow_name: str | None,
+    logdir: str | None,
+    follow: bool,
+    interval: float,
+) -> None:
+    """Print RUN's log, or the log of one of its steps (every instance of STEP, or STEP@SEQ)."""
+    from ..monitor import run_state
+
+    path, _ = locate(store)
+    with reading(path) as opened, usage():
+        run_id = the_run(opened, reference, flow_name)
+        state = run_state(opened, run_id)
+        if follow and state != "running":
+            raise UsageProblem(
+                f"--follow follows a running run, and run {run_id} is {state}; leave out "
+                f"--follow to print its log"
+            )
+        files = _log_files(_log_folders(opened, run_id, logdir), opened, run_id, step)
+        offsets = {file: _print_new(file, 0, len(files) > 1) for file in files}
+        while follow and state == "running":
+            time.sleep(interval)
+            state = run_state(opened, run_id)
+            for file in files:
+                offsets[file] = _print_new(file, offsets[file], False)
+
+
+def _print_new(file: Path, offset: int, header: bool) -> int:
+    """Print what ``file`` holds past ``offset`` (escaped); return the new offset."""
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        if header or offset == 0:
+            click.echo(safe_line(f"(no log at {file}: nothing was written there yet)"), err=True)
+        return offset
+    if header:
+        click.echo(f"==> {safe_line(file.name)} <==")
+    if data:
+        text = data.decode("utf-8", errors="replace")
+        click.echo(safe(text), nl=not text.endswith("\n") and header)
+    return offset + len(data)
