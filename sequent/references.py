@@ -97,7 +97,8 @@ def resolve_run(store: Any, reference: str, flow_name: str | None = None) -> str
         )
     raise RunReferenceError(
         f"{where} holds no run with id {reference!r}; its latest runs are "
-        f"{', '.join(ids[:_SHOWN])}. Give one of those (or a prefix of one, or 'latest'); `sequent runs` lists them all"
+        f"{', '.join(ids[:_SHOWN])}. Give one of those (or a prefix of one, or 'latest'); "
+        f"`sequent runs` lists them all"
     )
 
 
