@@ -117,12 +117,12 @@ def _log_folders(opened: Any, run_id: str, logdir: str | None) -> list[Path]:
     return folders
 
 
-def _log_files(folders: list[Path], opened: Any, run_id: str, step: str | None) -> list[Path]:
-    from ..logs import step_log_path
+def _log_nodes(opened: Any, run_id: str, step: str | None) -> list[tuple[str, str]] | None:
+    """The step instances whose logs ``STEP[@SEQUENCE]`` asks for (None: the run's log)."""
     from ..marks import parse_node
 
     if step is None:
-        return [folder / "run.log" for folder in folders]
+        return None
     nodes = [(row["path"], row["sequence"]) for row in opened.nodes(run_id)]
     if "@" in step:
         with usage():
@@ -138,6 +138,14 @@ def _log_files(folders: list[Path], opened: Any, run_id: str, step: str | None) 
                 f"among {', '.join(known[:20])} (`sequent show {run_id}` lists them)"
             )
         )
+    return wanted
+
+
+def _log_files(folders: list[Path], wanted: list[tuple[str, str]] | None) -> list[Path]:
+    from ..logs import step_log_path
+
+    if wanted is None:
+        return [folder / "run.log" for folder in folders]
     return [step_log_path(folder, *node) for node in wanted for folder in folders]
 
 
@@ -176,7 +184,8 @@ def logs(
                 f"--follow follows a running run, and run {run_id} is {state}; leave out "
                 f"--follow to print its log"
             )
-        files = _log_files(_log_folders(opened, run_id, logdir), opened, run_id, step)
+        wanted = _log_nodes(opened, run_id, step)
+        files = _log_files(_log_folders(opened, run_id, logdir), wanted)
         offsets = {file: _print_new(file, 0, len(files) > 1) for file in files}
         while follow and state == "running":
             time.sleep(interval)

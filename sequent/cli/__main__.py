@@ -1,0 +1,5 @@
+"""``python -m sequent.cli``: the ``sequent`` command."""
+
+from . import main
+
+main()
