@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import inspect
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,6 @@ from .flow import Sequent
 
 #: Function names tried, in order, when FILE has no module-level flow and no OBJECT is given.
 BUILDER_NAMES = ("build_flow",)
-
-
-# -- loading a flow --------------------------------------------------------------------------
 
 
 def split_target(target: str) -> tuple[Path, str | None]:
@@ -36,7 +32,7 @@ def split_target(target: str) -> tuple[Path, str | None]:
 
 
 @contextlib.contextmanager
-def load_flow(target: str) -> Iterator[Sequent]:
+def load_flow(target: str, params: Mapping[str, Any] | None = None) -> Iterator[Sequent]:
     """Yield the flow ``FILE[:OBJECT]`` defines; restore the interpreter's state afterwards.
 
     FILE runs as ``__main__`` (so ``if __name__ == "__main__":`` blocks run too) with its folder
@@ -44,7 +40,9 @@ def load_flow(target: str) -> Iterator[Sequent]:
     a module-level name (dots reach attributes): a ``Sequent``, or a function called with no
     arguments that returns one (or builds and runs exactly one). Without OBJECT, the flow is the
     only ``Sequent`` among the module's globals; else the only one the script ran; else the
-    result of a ``build_flow()`` function. Raises ``FlowFileError`` saying what is wrong.
+    result of a ``build_flow()`` function. With ``params`` (``-p KEY=VALUE``), the flow must
+    come from a function, OBJECT or ``build_flow``, called with them as keyword arguments.
+    Raises ``FlowFileError`` saying what is wrong.
     """
     path, name = split_target(target)
     if not path.exists():
@@ -69,7 +67,7 @@ def load_flow(target: str) -> Iterator[Sequent]:
     try:
         with _intercepted_runs() as ran:
             _execute(code, module, path)
-            flow = _choose(module, name, ran, path)
+            flow = _choose(module, name, ran, path, dict(params or {}))
         yield flow
     finally:
         if saved_main is not None:
@@ -107,13 +105,23 @@ def _execute(code: types.CodeType, module: types.ModuleType, path: Path) -> None
         raise FlowFileError(f"the flow in {str(path)!r} does not build: {exc}") from exc
     except Exception as exc:
         raise FlowFileError(
-            f"loading {str(path)!r} raised {type(exc).__name__}: {exc}{_where(exc, path)}"
+            f"loading {str(path)!r} raised {type(exc).__name__}: {exc}{where(exc, path)}; "
+            f"`sequent --debug ...` shows the full traceback"
         ) from exc
 
 
-def _where(exc: BaseException, path: Path) -> str:
-    frames = [f for f in _frames(exc) if f[0] == str(path)]
-    return f" (line {frames[-1][1]})" if frames else ""
+def where(exc: BaseException, path: Path) -> str:
+    """`` (line N)`` of ``path`` where ``exc`` was raised, or, when it was raised in another
+    file, `` (in FILE line M, reached from line N)``."""
+    frames = _frames(exc)
+    if not frames:
+        return ""
+    inner = frames[-1]
+    mine = [f for f in frames if f[0] == str(path)]
+    if inner[0] == str(path):
+        return f" (line {inner[1]})"
+    reached = f", reached from line {mine[-1][1]}" if mine else ""
+    return f" (in {inner[0]} line {inner[1]}{reached})"
 
 
 def _frames(exc: BaseException) -> list[tuple[str, int]]:
@@ -125,8 +133,16 @@ def _frames(exc: BaseException) -> list[tuple[str, int]]:
     return result
 
 
-def _choose(module: types.ModuleType, name: str | None, ran: list[Sequent], path: Path) -> Sequent:
+def _choose(
+    module: types.ModuleType,
+    name: str | None,
+    ran: list[Sequent],
+    path: Path,
+    params: dict[str, Any],
+) -> Sequent:
     shown = str(path)
+    if params and name is None:
+        return _builder(module, shown, ran, params)
     if name is not None:
         value: Any = module
         for part in name.split("."):
@@ -136,7 +152,7 @@ def _choose(module: types.ModuleType, name: str | None, ran: list[Sequent], path
                     f"one, as FILE:OBJECT"
                 )
             value = getattr(value, part)
-        return _as_flow(value, name, shown, ran)
+        return _as_flow(value, name, shown, ran, params)
     flows = _distinct(v for k, v in vars(module).items() if not k.startswith("__"))
     if len(flows) == 1:
         return flows[0]
@@ -158,7 +174,7 @@ def _choose(module: types.ModuleType, name: str | None, ran: list[Sequent], path
     for builder in BUILDER_NAMES:
         value = vars(module).get(builder)
         if callable(value):
-            return _as_flow(value, builder, shown, ran)
+            return _as_flow(value, builder, shown, ran, params)
     raise FlowFileError(
         f"no flow found in {shown!r}: define a module-level Sequent or a build_flow() function, "
         f"or name one as FILE:OBJECT (a Sequent, or a function returning one)"
@@ -173,25 +189,44 @@ def _distinct(values: Any) -> list[Sequent]:
     return flows
 
 
-def _as_flow(value: Any, name: str, shown: str, ran: list[Sequent]) -> Sequent:
+def _builder(
+    module: types.ModuleType, shown: str, ran: list[Sequent], params: dict[str, Any]
+) -> Sequent:
+    """The flow a builder function makes with ``params``: ``build_flow``, the only choice."""
+    for builder in BUILDER_NAMES:
+        value = vars(module).get(builder)
+        if callable(value):
+            return _as_flow(value, builder, shown, ran, params)
+    raise FlowFileError(
+        f"-p/--params-file give parameters to the function that builds the flow, and "
+        f"{shown!r} has no build_flow() function; name the function as FILE:FUNCTION"
+    )
+
+
+def _as_flow(
+    value: Any, name: str, shown: str, ran: list[Sequent], params: dict[str, Any]
+) -> Sequent:
     if isinstance(value, Sequent):
+        if params:
+            raise FlowFileError(
+                f"{shown}:{name} is a Sequent, which takes no parameters "
+                f"({', '.join(sorted(params))}); name the function that builds it as "
+                f"FILE:FUNCTION"
+            )
         return value
     if not callable(value):
         raise FlowFileError(
             f"{shown}:{name} is a {type(value).__name__}, not a Sequent or a function returning one"
         )
+    from .parameters import check_parameters
+
     try:
-        inspect.signature(value).bind()
-    except TypeError as exc:
-        raise FlowFileError(
-            f"{shown}:{name} cannot be called without arguments ({exc}); give its parameters "
-            f"defaults, or name a function that takes none"
-        ) from exc
-    except ValueError:
-        pass  # a builtin without a signature: try the call
+        check_parameters(value, params, f"{shown}:{name}")
+    except SequentError as exc:
+        raise FlowFileError(str(exc)) from exc
     before = len(ran)
     try:
-        result = value()
+        result = value(**params)
     except SequentError as exc:
         raise FlowFileError(f"{shown}:{name}() does not build a flow: {exc}") from exc
     except Exception as exc:
@@ -206,4 +241,4 @@ def _as_flow(value: Any, name: str, shown: str, ran: list[Sequent]) -> Sequent:
     )
 
 
-__all__ = ["BUILDER_NAMES", "load_flow", "split_target"]
+__all__ = ["BUILDER_NAMES", "load_flow", "split_target", "where"]

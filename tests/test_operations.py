@@ -48,7 +48,7 @@ def work(name, failing=()):
 
 def build_flow(fail=""):
     flow = seq.Sequent(name="gated", store=str(HERE / "gated.run.db"), executor="thread",
-                       config={"logdir": str(HERE / "logs"), "max_concurrent": 4})
+                       config={"logdir": str(HERE / "logs"), "stop_on_exception": False})
     failing = fail.split(",")
     a1 = flow.add_step("A1", func=work, args=("A1", failing))
     a2 = flow.add_step("A2", func=work, args=("A2", failing))
@@ -111,7 +111,9 @@ def fingerprint(folder):
     return {
         str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.suffix != ".shm"
+        if path.is_file()
+        and not path.name.endswith("-shm")  # SQLite's shared-memory index, not data
+        and not (path.name.endswith("-wal") and path.stat().st_size == 0)  # an empty log
     }
 
 
@@ -251,7 +253,7 @@ def planned_to_run(folder, *options):
 @pytest.mark.slow
 def test_only_rerun_downstream_and_mark_do_what_the_plan_says(gated):
     assert sequent("run", "gated.py", "-p", "fail=C1,C2", cwd=gated).returncode == 1
-    assert calls(gated) == ["A1", "A2", "B", "C1", "C2"]
+    assert sorted(calls(gated)) == ["A1", "A2", "B", "C1", "C2"]
 
     planned = planned_to_run(gated, "--recover", "--only", "C1")
     assert planned == ["C1/1"]
@@ -262,7 +264,8 @@ def test_only_rerun_downstream_and_mark_do_what_the_plan_says(gated):
 
     planned = planned_to_run(gated, "--recover", "--rerun", "A2", "--downstream")
     assert planned == ["A2/1", "B/1", "C1/1", "C2/1", "D/1"]
-    assert sequent("recover", "gated.py", "--rerun", "A2", "--downstream", cwd=gated).returncode == 0
+    rerun = sequent("recover", "gated.py", "--rerun", "A2", "--downstream", cwd=gated)
+    assert rerun.returncode == 0, rerun.stderr
     assert calls(gated) == ["A2", "B", "C1", "C2", "D"] and last_attempt_ran(gated) == planned
 
     marked = sequent("mark", "latest", "D@1", "failure", "--reason", "bad output", cwd=gated)
@@ -281,6 +284,7 @@ def test_only_rerun_downstream_and_mark_do_what_the_plan_says(gated):
 # -- bad usage: exit 2, the culprit and the fix, nothing written --------------------------------
 
 
+@pytest.mark.slow
 def test_every_bad_usage_exits_2_names_the_culprit_and_writes_nothing(gated):
     assert sequent("run", "gated.py", cwd=gated).returncode == 0
     calls(gated)
@@ -292,7 +296,7 @@ def test_every_bad_usage_exits_2_names_the_culprit_and_writes_nothing(gated):
         (("run", "gated.py", "--only", "nope"), r"--only nope: no step 'nope' in the flow"),
         (("recover", "gated.py", "--rerun", "nope"), r"--rerun nope: no step 'nope'"),
         (("recover", "gated.py", "--downstream"), r"--downstream .* add --rerun STEP"),
-        (("run", "gated.py", "--only", "B"), r"'B' at sequence 1 requires 'A1'.*add 'A1' to --only"),
+        (("run", "gated.py", "--only", "B"), r"'B' at sequence 1 requires 'A1'.*add 'A1'"),
         (("run", "gated.py", "--executor", "nope"), r"'nope' is not one of 'serial', 'thread'"),
         (("show", "zzzz"), r"holds no run with id 'zzzz'.*or a prefix of one, or 'latest'"),
         (("mark", "latest", "Q@1", "success", "--reason", "x"), r"no step instance Q@1.*A1@1"),
@@ -348,14 +352,15 @@ def test_show_logs_and_status_print_control_sequences_escaped(gated):
     hostile = "boom \x1b]0;owned\x07 \x1b[2J\x1b[31mred \x9b1m end"
     env = environment(FAIL="C1", ERROR_TEXT=hostile)
     assert sequent("run", "gated.py", cwd=gated, env=env).returncode == 1
-    for args in (("show", "latest"), ("logs", "latest", "C1"), ("status",), ("runs",)):
+    logs = ("logs", "latest", "C1", "--logdir", gated / "logs")
+    for args in (("show", "latest"), logs, ("status",), ("runs",)):
         result = sequent(*args, cwd=gated)
         assert result.returncode == 0, result.stderr
         for raw in ("\x1b", "\x07", "\x9b"):
             assert raw not in result.stdout, args
     shown = sequent("show", "latest", cwd=gated).stdout
     assert "boom \\x1b]0;owned\\x07 \\x1b[2J\\x1b[31mred \\x9b1m end" in shown
-    logged = sequent("logs", "latest", "C1", cwd=gated).stdout
+    logged = sequent(*logs, cwd=gated).stdout
     assert "\\x1b]0;owned\\x07" in logged
 
 
@@ -388,12 +393,13 @@ def test_a_flow_file_failing_in_a_helper_names_it_and_debug_shows_the_traceback(
 def test_ctrl_c_exits_130_and_leaves_the_run_recoverable(gated):
     (gated / "gate").unlink()
     runner = subprocess.Popen(
-        [*SEQUENT, "run", "gated.py", "--no-progress"], cwd=gated, env=environment(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*SEQUENT, "run", "gated.py", "--no-progress", "--executor", "process"], cwd=gated,
+        env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         wait_for(lambda: (gated / "B.started").exists(), what="step B to start")
-        runner.send_signal(signal.SIGINT)
+        runner.send_signal(signal.SIGINT)  # to the orchestrator alone, as a terminal's Ctrl-C
+        # would reach the whole group; the orchestrator stops the step's worker itself
         out, err = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:

@@ -4,7 +4,7 @@ Exit status: 0 success, 1 the run failed, 2 bad usage (a missing file, no flow i
 unknown run id, a flow that does not build), 130 interrupted by Ctrl-C, with the reason on
 standard error.
 
-    running.py   run, recover, plan, graph      (load a flow file: loading.py)
+    running.py   run, recover, plan, graph      (load a flow file: ../loader.py)
     reading.py   runs, show, report             (read a store; no flow code needed)
     watching.py  status [--watch], logs [--follow]
     marking.py   mark
@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
+from ..loader import BUILDER_NAMES, split_target
 from ..version import __version__
-from .common import DEBUG, UsageProblem
-from .loading import BUILDER_NAMES, load_flow, split_target
+from .common import DEBUG, UsageProblem, load_flow
 from .marking import mark
 from .reading import report, runs, show
 from .running import graph, plan, recover, render_dot, run

@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import re
 import traceback
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from ..errors import SequentError
+from ..errors import FlowFileError, SequentError
 from ..references import find_store, resolve_run
 from ..terminal import safe, safe_line
+
+if TYPE_CHECKING:
+    from ..flow import Sequent
 
 #: Set by ``sequent --debug``: bad usage also prints the traceback behind it.
 DEBUG = {"on": False}
@@ -71,6 +74,18 @@ def usage() -> Iterator[None]:
         raise UsageProblem(cli_words(str(exc))) from exc
 
 
+@contextlib.contextmanager
+def load_flow(target: str, params: Mapping[str, Any] | None = None) -> Iterator[Sequent]:
+    """``loader.load_flow``, its ``FlowFileError`` turned into bad usage (exit status 2)."""
+    from .. import loader
+
+    try:
+        with loader.load_flow(target, params) as flow:
+            yield flow
+    except FlowFileError as exc:
+        raise UsageProblem(cli_words(str(exc))) from exc
+
+
 def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--store PATH``: a store file, or a flow file whose store to read."""
     return click.option(
@@ -101,8 +116,6 @@ def locate(store: str | None, flow_file: str | None = None) -> tuple[str, str | 
         store, flow_file = None, store
     flow_store = flow_name = None
     if flow_file:
-        from . import load_flow
-
         with load_flow(flow_file) as flow:
             flow_store, flow_name = flow.store_path, flow.name
     with usage():
@@ -112,7 +125,7 @@ def locate(store: str | None, flow_file: str | None = None) -> tuple[str, str | 
 @contextlib.contextmanager
 def reading(store: str) -> Iterator[Any]:
     """The store at ``store`` opened read-only; ``UsageProblem`` when it cannot be read."""
-    from ..plan import read_store
+    from ..store import read_store
 
     with usage(), read_store(store) as opened:
         yield opened
@@ -166,6 +179,7 @@ __all__ = [
     "UsageProblem",
     "cli_words",
     "flow_option",
+    "load_flow",
     "locate",
     "reading",
     "result_word",

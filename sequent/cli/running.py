@@ -12,8 +12,7 @@ import click
 
 from ..flow import Sequent
 from ..status import RunMode
-from .common import UsageProblem, usage
-from .loading import load_flow
+from .common import UsageProblem, load_flow, usage
 
 #: The executors ``--executor`` offers (the library also takes their aliases).
 EXECUTORS = ("serial", "thread", "process", "loky", "dask")
@@ -146,8 +145,8 @@ def _recovered_run(flow: Sequent, reference: str | None) -> str | None:
     """The full id ``--run-id`` names (an id, a prefix, ``latest``) in the flow's store."""
     if reference is None:
         return None
-    from ..plan import read_store
     from ..references import LATEST, resolve_run
+    from ..store import read_store
 
     with usage(), read_store(flow.store_path, missing_ok=True) as store:
         if not store.exists:
