@@ -260,7 +260,7 @@ def test_only_rerun_downstream_and_mark_do_what_the_plan_says(gated):
     assert sequent("recover", "gated.py", "--only", "C1", cwd=gated).returncode == 1  # C2 kept
     assert calls(gated) == ["C1"] and last_attempt_ran(gated) == planned
     shown = sequent("show", "latest", cwd=gated).stdout
-    assert re.search(r"C2/1\s+failure \(kept\)", shown), shown
+    assert re.search(r"C2/1\s+\S+ failure \(unhandled\) \(kept: --only left it out\)", shown), shown
 
     planned = planned_to_run(gated, "--recover", "--rerun", "A2", "--downstream")
     assert planned == ["A2/1", "B/1", "C1/1", "C2/1", "D/1"]
@@ -274,7 +274,7 @@ def test_only_rerun_downstream_and_mark_do_what_the_plan_says(gated):
     plan_text = sequent("plan", "gated.py", "--recover", cwd=gated).stdout
     assert re.search(r"D/1\s+run\s+failure\s+.*marked failure by \S+: bad output", plan_text)
     shown = sequent("show", "latest", cwd=gated).stdout
-    assert re.search(r"D/1\s+failure \(marked failure by \S+: bad output\)", shown), shown
+    assert re.search(r"D/1\s+\S+ failure \(marked by \S+: bad output\)", shown), shown
     planned = planned_to_run(gated, "--recover")
     assert planned == ["D/1"]
     assert sequent("recover", "gated.py", cwd=gated).returncode == 0
