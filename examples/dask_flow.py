@@ -20,9 +20,10 @@ import sequent as seq
 logger = logging.getLogger(__name__)
 
 
-def where(name):
+def where(name: str) -> str:
     """Log where the step runs; the record comes back to this script's log."""
     context = seq.current()
+    assert context is not None, "where() runs as a step of a flow"
     logger.info(
         "%s (%s/%s) ran on %s, pid %d, SEQUENT_STEP_NAME=%s",
         name,
@@ -35,7 +36,7 @@ def where(name):
     return name
 
 
-def main():
+def main() -> bool:
     with seq.Sequent(
         name="dask-local",
         executor="dask",

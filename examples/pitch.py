@@ -10,19 +10,23 @@ The store is ``examples/pitch.run.db`` (next to this script). With the ``sequent
 ``sequent recover examples/pitch.py`` recovers it.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import sequent as seq
 
 logger = logging.getLogger(__name__)
 
 
-def work(name, seconds=0.1, fail=False):
+def work(name: str, seconds: float = 0.1, fail: bool = False) -> str:
     """Stand in for a batch program: log, take a little time, fail when asked to."""
     context = seq.current()
+    assert context is not None, "work() runs as a step of a flow"
     logger.info("%s starts (sequence %s, recovery %d)", name, context.sequence, context.recovery)
     time.sleep(seconds)
     if fail:
@@ -42,7 +46,7 @@ def build_flow(fail_c2: bool = False, recover: bool = False) -> seq.Sequent:
         config={"max_concurrent": 2},
     )
 
-    def step(name, requires=()):
+    def step(name: str, requires: Sequence[tuple[seq.Step, seq.StepStatus]] = ()) -> seq.Step:
         kwargs = {"name": name, "fail": name in failing}
         return flow.add_step(name, func=work, kwargs=kwargs, requires=requires)
 

@@ -21,7 +21,7 @@ database = seq.ResourcePool("database", policy={"resource_limit": 1}).load()
 uploads = seq.ResourcePool("uploads", policy={"resource_limit": 2}).load()
 
 
-def work(name, seconds=0.2):
+def work(name: str, seconds: float = 0.2) -> str:
     """Stand in for a batch program: log, take a little time."""
     logger.info("%s starts", name)
     time.sleep(seconds)
@@ -29,7 +29,7 @@ def work(name, seconds=0.2):
     return name
 
 
-def build():
+def build() -> seq.Sequent:
     flow = seq.Sequent(name="resources_flow", config={"max_concurrent": 0})
     success = seq.StepStatus.success
     a1 = flow.add_step("A1", func=work, args=("A1",), acquires=[(database, 1)])
