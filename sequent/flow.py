@@ -32,6 +32,7 @@ from .status import RunMode, StepStatus
 
 if TYPE_CHECKING:
     from .plan import DryRun
+    from .runner import FlowOptions
 
 log = logging.getLogger("sequent")
 
@@ -306,9 +307,7 @@ class Sequent:
         run only. Raises a ``SequentError`` before anything runs when the flow, its executor or
         its store cannot work.
         """
-        from .executors import create_backend
-        from .runner import FlowOptions, redeliver, reimported_main, run_flow
-        from .store import open_store
+        from .runner import FlowOptions
 
         ignored = legacy.split_arguments(original, legacy.FLOW_ARGUMENTS, _RUN_ARGUMENTS, "run()")
         legacy.warn_ignored("run()", arguments=ignored)
@@ -329,6 +328,14 @@ class Sequent:
             max_loops=max_loops,
             progress=progress,
         )
+        return self._run(options)
+
+    def _run(self, options: FlowOptions) -> bool:
+        """Run the flow as ``options`` say (``sequent run`` adds its step choices); the result."""
+        from .executors import create_backend
+        from .runner import redeliver, reimported_main, run_flow
+        from .store import open_store
+
         if reimported_main():
             log.debug("Flow %r not run: this process re-imports its parent's script", self.name)
             return False

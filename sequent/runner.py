@@ -70,10 +70,10 @@ class Finished:
 def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Finished:
     """Run ``plan`` once on ``backend``, recording into ``store`` (a restart or a recover).
 
-    Raises ``NotSendableError`` when a step
-    cannot reach a remote executor's workers, ``SelectionError`` for ``only``/``rerun`` that
-    cannot work, and the store's ``RecoveryError``/``StoreError`` before anything runs. A signal that interrupts the run is recorded and named in the result;
-    ``redeliver`` hands it on afterwards.
+    Raises ``NotSendableError`` when a step cannot reach a remote executor's workers,
+    ``SelectionError`` for ``only``/``rerun`` that cannot work, and the store's
+    ``RecoveryError``/``StoreError`` before anything runs. A signal that interrupts the run is
+    recorded and named in the result; ``redeliver`` hands it on afterwards.
     """
     if backend.remote:
         check_sendable(plan, backend.name)

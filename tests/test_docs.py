@@ -28,7 +28,9 @@ TUTORIAL = DOCS / "tutorial.md"
 
 #: The ``sequent`` command's subcommands (SPEC 5.3). Used until ``sequent.cli`` exists; once it
 #: does, ``test_cli_command_list_in_sync`` fails when this list and the real group differ.
-CLI_COMMANDS = ["graph", "logs", "mark", "plan", "recover", "report", "run", "runs", "show", "status"]
+CLI_COMMANDS = [
+    "graph", "logs", "mark", "plan", "recover", "report", "run", "runs", "show", "status",
+]  # fmt: skip
 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 PRINTS = re.compile(r"#\s*prints:\s?(.*)$")

@@ -161,7 +161,7 @@ def test_the_last_frame_ends_with_a_newline_off_a_terminal(tmp_path):
     )
     flow.add_step("a", func=print)
     try:
-        assert run_flow(flow, progress=console) is True
+        assert flow.run(progress=console) is True
     finally:
         flow.close()
     text = buffer.getvalue()

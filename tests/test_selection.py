@@ -11,8 +11,9 @@ import sequent as seq
 from sequent.compiler import NodeKey
 from sequent.errors import SelectionError
 from sequent.marks import check_markable, latest_marks, parse_node, record_mark
-from sequent.plan import KEPT, RUN, SKIP, dry_run
-from sequent.runner import run_flow
+from sequent.plan import KEPT, RUN, SKIP, dry_run, find_recovery, recorded_marks
+from sequent.runner import FlowOptions
+from sequent.selection import select
 from sequent.store import open_store
 
 S = seq.StepStatus
@@ -46,10 +47,32 @@ def build(tmp_path, fail=(), mode=seq.RunMode.restart, calls=None):
     return flow, calls
 
 
+def plan_of(flow, only=(), rerun=(), downstream=False):
+    """What ``sequent plan`` shows for these choices (a restart or a recover, as the flow)."""
+    plan = flow.compile()
+    if flow.run_mode is seq.RunMode.restart:
+        return dry_run(plan, flow.name, selection=select(plan, only, rerun, downstream))
+    with flow._reading() as store:
+        found = find_recovery(store, flow.name, None)
+        marks = recorded_marks(store, found.run_id)
+    selection = select(plan, only, rerun, downstream, found.previous, found.run_id)
+    return dry_run(plan, flow.name, found, selection, marks)
+
+
+def run_flow(flow, only=(), rerun=(), downstream=False):
+    """What ``sequent run/recover`` does with these choices."""
+    options = FlowOptions(
+        flow_name=flow.name, config=flow.config, mode=flow.run_mode,
+        logging_level=flow.logging_level, only=tuple(only), rerun=tuple(rerun),
+        downstream=downstream,
+    )  # fmt: skip
+    return flow._run(options)
+
+
 def run(tmp_path, fail=(), mode=seq.RunMode.restart, **choice):
     flow, calls = build(tmp_path, fail, mode)
     try:
-        planned = dry_run(flow, **choice)
+        planned = plan_of(flow, **choice)
         ok = run_flow(flow, **choice)
         events = flow._store.events(flow.run_id)
         attempt = max(event["attempt"] for event in events)
@@ -111,7 +134,7 @@ def test_only_refuses_a_requirement_that_did_not_succeed_before_writing(tmp_path
         ):
             run_flow(flow, only=["C1"])
         with pytest.raises(SelectionError, match=r"requires 'B'"):
-            dry_run(flow, only=["C1"])
+            plan_of(flow, only=["C1"])
         assert len(flow._store.attempts(flow._store.runs()[0]["run_id"])) == 1  # nothing written
     finally:
         flow.close()
@@ -176,7 +199,7 @@ def test_a_mark_is_a_new_attempt_that_the_next_recover_and_plan_honour(tmp_path)
             "alice",
             "sent by hand",
         )
-        planned = dry_run(flow)
+        planned = plan_of(flow)
         c2 = next(node for node in planned if str(node.key) == "C2/1")
         assert c2.action == SKIP and "marked success by alice: sent by hand" in c2.reason
         assert run_flow(flow) is True

@@ -156,13 +156,12 @@ def _recovered_run(flow: Sequent, reference: str | None) -> str | None:
 
 def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None:
     from ..parameters import config_overrides
-    from ..runner import run_flow
+    from ..runner import FlowOptions
     from ..selection import parse_steps
 
     params = _parameters(options.pop("params"), options.pop("params_file"))
     with usage():
         config = config_overrides(options.pop("config"), options.pop("max_concurrent"))
-    only = parse_steps(options.pop("only"))
     rerun = parse_steps(options.pop("rerun", ()))
     downstream = options.pop("downstream", False)
     if downstream and not rerun:
@@ -171,13 +170,22 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"], options["executor"], options["logdir"], config)
         _dask_cluster(flow, options["executor"], options["address"], options["scheduler_file"])
-        flow.run_mode = mode
-        flow.recovery_run = _recovered_run(flow, run_id)
-        show = sys.stderr.isatty() if progress is None else progress
+        chosen = FlowOptions(
+            flow_name=flow.name,
+            config=flow.config,
+            mode=mode,
+            recovery_run=_recovered_run(flow, run_id),
+            logging_level=flow.logging_level,
+            max_loops=options["max_loops"],
+            progress=sys.stderr.isatty() if progress is None else progress,
+            only=tuple(parse_steps(options["only"])),
+            rerun=tuple(rerun),
+            downstream=downstream,
+        )
         try:
             try:
                 with usage():
-                    ok = run_flow(flow, options["max_loops"], show, only, rerun, downstream)
+                    ok = flow._run(chosen)
             finally:
                 flow.close()
         except KeyboardInterrupt:
@@ -230,30 +238,36 @@ def recover(target: str, run_id: str | None, **options: Any) -> None:
 @_with(_param_options)
 def plan(target: str, recovering: bool, run_id: str | None, **options: Any) -> None:
     """Show what a run would do, in order; runs and writes nothing."""
-    from ..plan import dry_run
-    from ..selection import parse_steps
     from ..terminal import safe
 
     params = _parameters(options["params"], options["params_file"])
-    rerun = parse_steps(options["rerun"])
-    if (rerun or options["downstream"]) and not (recovering or run_id):
+    if (options["rerun"] or options["downstream"]) and not (recovering or run_id):
         raise UsageProblem("--rerun and --downstream plan a recover; add --recover")
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"])
-        mode = RunMode.recover if recovering or run_id else RunMode.restart
+        recovering = recovering or run_id is not None
         with usage():
-            result = dry_run(
-                flow,
-                mode,
-                _recovered_run(flow, run_id),
-                parse_steps(options["only"]),
-                rerun,
-                options["downstream"],
-            )
+            result = _dry_run(flow, recovering, _recovered_run(flow, run_id), options)
     if options["as_json"]:
         click.echo(json.dumps(_plan_json(result), indent=2))
     else:
         click.echo(safe(result.text()))
+
+
+def _dry_run(flow: Sequent, recovering: bool, run_id: str | None, options: Any) -> Any:
+    """``flow.plan()`` with the step choices of ``--only``/``--rerun``/``--downstream``."""
+    from ..plan import dry_run, find_recovery, recorded_marks
+    from ..selection import parse_steps, select
+
+    plan = flow.compile()
+    only, rerun = parse_steps(options["only"]), parse_steps(options["rerun"])
+    if not recovering:
+        return dry_run(plan, flow.name, selection=select(plan, only))
+    with flow._reading() as store:
+        found = find_recovery(store, flow.name, run_id or flow.recovery_run)
+        marks = recorded_marks(store, found.run_id)
+    selection = select(plan, only, rerun, options["downstream"], found.previous, found.run_id)
+    return dry_run(plan, flow.name, found, selection, marks)
 
 
 def _plan_json(result: Any) -> dict[str, Any]:
