@@ -66,8 +66,9 @@ class Rehearsal:
     """What a dry run reached: each node's first decisive change, in the order it happened.
 
     ``reached`` maps nodes to ``RUN`` (it became active), ``SKIP`` (recovered as success),
-    ``KEPT`` (left out by ``--only``) or ``NEVER`` (skipped); nodes it never reached are absent. ``deferred`` holds the containers
-    whose ``repeats`` is callable; ``nodes`` every node of the plan.
+    ``KEPT`` (left out by ``--only``) or ``NEVER`` (skipped); nodes it never reached are
+    absent. ``deferred`` holds the containers whose ``repeats`` is callable; ``nodes`` every
+    node of the plan.
     """
 
     nodes: Mapping[NodeKey, NodeSpec]
