@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
-from .context import current
+from .context import STEP_ENDED, current
 
 FORMAT = "[ %(asctime)s ][ %(levelname)s ][ %(message)s ]"
 
@@ -54,34 +54,92 @@ class StepRouter(logging.Handler):
     """Mutates step log files: appends each record logged inside a step to that step's file.
 
     The step is the record's ``sequent_node`` (records replayed from worker processes) or the
-    step context of the thread that logged it.
+    step context of the thread that logged it. A step's own lines are kept in memory while it
+    runs (up to ``BUFFERED`` lines) and written when its body ends (``step_ended``), with one
+    open, write and close: logging costs no file operation per line and no lock held across
+    file operations while steps run. Program output and replayed records are written at once,
+    after what the step logged before them.
     """
+
+    BUFFERED = 256
 
     def __init__(self, folder: Path, keep_open: int = 32) -> None:
         super().__init__(logging.NOTSET)
         self.folder = folder
         self.keep_open = keep_open
         self.files: OrderedDict[tuple[str, str], IO[str]] = OrderedDict()
+        self.pending: dict[tuple[str, str], list[str]] = {}
+        self._made = False
         self.setFormatter(SeedFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         node = getattr(record, "sequent_node", None)
-        if node is not None:
-            where = (node.path, node.sequence)
-        else:
+        try:
+            if node is not None:
+                where = (node.path, node.sequence)
+                self._flush(where)
+                self._file(where).write(self.format(record) + "\n")
+                return
             context = current()
             if context is None:
                 return
             where = (context.name, context.sequence)
-        try:
-            self._file(where).write(self.format(record) + "\n")
+            lines = self.pending.get(where)
+            if lines is None:
+                self.pending[where] = [self.format(record) + "\n"]
+            else:
+                lines.append(self.format(record) + "\n")
+                if len(lines) >= self.BUFFERED:
+                    self._flush(where)
         except Exception:
             self.handleError(record)
+
+    def step_ended(self, context: Any) -> None:
+        """Write what the step of ``context`` logged (called in its thread as its body ends)."""
+        where = (context.name, context.sequence)
+        if where not in self.pending:
+            return
+        self.acquire()
+        try:
+            lines = self.pending.pop(where, None)
+            if lines:
+                if where in self.files:  # keep the order with what went to the open file
+                    self.files[where].write("".join(lines))
+                else:
+                    self._append(where, "".join(lines))
+        except Exception:  # a full disk must not fail the step: said as logging says it
+            self._lost(where)
+        finally:
+            self.release()
+
+    def _lost(self, where: tuple[str, str]) -> None:
+        if logging.raiseExceptions:
+            sys.stderr.write(f"sequent: could not write the log of step {where[0]}/{where[1]}\n")
+
+    def _flush(self, where: tuple[str, str]) -> None:
+        lines = self.pending.pop(where, None)
+        if lines:
+            self._file(where).write("".join(lines))
+
+    def _append(self, where: tuple[str, str], text: str) -> None:
+        self._folder()
+        descriptor = os.open(
+            step_log_path(self.folder, *where), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666
+        )
+        try:
+            os.write(descriptor, text.encode("utf-8"))
+        finally:
+            os.close(descriptor)
+
+    def _folder(self) -> None:
+        if not self._made:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = True
 
     def _file(self, where: tuple[str, str]) -> IO[str]:
         handle = self.files.get(where)
         if handle is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self._folder()
             handle = open(step_log_path(self.folder, *where), "a", encoding="utf-8")  # noqa: SIM115
             self.files[where] = handle
             if len(self.files) > self.keep_open:
@@ -95,11 +153,17 @@ class StepRouter(logging.Handler):
         """Append raw text (a program's output) to a step's log."""
         self.acquire()
         try:
+            self._flush((path, sequence))
             self._file((path, sequence)).write(text)
         finally:
             self.release()
 
     def close(self) -> None:
+        for where in list(self.pending):  # steps abandoned while running (timeouts)
+            try:
+                self._flush(where)
+            except Exception:
+                self._lost(where)
         for handle in self.files.values():
             handle.close()
         self.files.clear()
@@ -151,12 +215,15 @@ class RunLogging:
         for handler in self.handlers:
             handler.sequent_orchestrator = True  # type: ignore[attr-defined]  # see worker.py
             root.addHandler(handler)
+        STEP_ENDED.append(self.router.step_ended)
         self._saved_level = root.level
         root.setLevel(min(self.level, logging.INFO))
         return self
 
     def __exit__(self, *exc: Any) -> None:
         root = logging.getLogger()
+        if self.router is not None and self.router.step_ended in STEP_ENDED:
+            STEP_ENDED.remove(self.router.step_ended)
         for handler in self.handlers:
             root.removeHandler(handler)
             handler.close()
