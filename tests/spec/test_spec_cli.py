@@ -68,11 +68,6 @@ def test_graph_prints_dot_to_standard_output(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC 5.3: Ctrl-C on `sequent run` exits 1, not 130: cli._run catches the "
-    "KeyboardInterrupt that run() re-raises after recording and sets ok=False (ops, cli.py)",
-)
 def test_ctrl_c_exits_130_with_the_reason_on_stderr(folder):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENT_")}
     child = subprocess.Popen(
