@@ -22,9 +22,11 @@ FLOW_DEFAULTS: dict[str, Any] = {
     "max_concurrent": 1,
     "stop_on_exception": True,
     "task_construct": None,
-    # Not "<temp>/sequent": a folder of the package's name beside a script in the temp folder
-    # would shadow the installed package for ``import sequent``.
-    "logdir": os.path.join(tempfile.gettempdir(), "sequent-logs"),
+    # None: beside the store, <store stem>.logs (a private folder in the temp folder for an
+    # in-memory store); see sequent.logfolder.default_logdir.
+    "logdir": None,
+    # Modes of log folders and files: private (0700/0600), group (0750/0640), shared (0755/0644).
+    "log_permissions": "private",
     "workdir": tempfile.gettempdir(),
     "sleep_between_loops": 1,
     "start_method": None,  # the process executor's multiprocessing start method
@@ -210,8 +212,16 @@ def check_values(config: Mapping[str, Any], where: str) -> None:
             f"{where}: stop_on_exception must be True or False, got {config['stop_on_exception']!r}"
         )
     for key in ("logdir", "workdir"):
-        if key in config and not isinstance(config[key], (str, os.PathLike)):
+        if key not in config or (key == "logdir" and config[key] is None):
+            continue  # logdir None: the default folder beside the store
+        if not isinstance(config[key], (str, os.PathLike)):
             raise ConfigError(f"{where}: {key} must be a folder path, got {config[key]!r}")
+    permissions = config.get("log_permissions", "private")
+    if permissions not in ("private", "group", "shared"):
+        raise ConfigError(
+            f"{where}: log_permissions must be 'private' (folders 0700, files 0600), 'group' "
+            f"(0750, 0640) or 'shared' (0755, 0644), got {permissions!r}"
+        )
     method = config.get("start_method")
     if method is not None and method not in ("fork", "spawn", "forkserver"):
         raise ConfigError(

@@ -51,6 +51,14 @@ class StoreError(SequentError, ValueError):
     """The store file is not a sequent store, is damaged, or cannot be written."""
 
 
+class LogFolderError(SequentError, PermissionError):
+    """A log folder is a symbolic link, belongs to another user, or cannot be made or written."""
+
+
+class LeaseError(SequentError, RuntimeError):
+    """Another orchestrator holds the run (it is running or recovering it now)."""
+
+
 class ExecutorError(SequentError, ValueError):
     """An executor name or object is not usable."""
 

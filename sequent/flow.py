@@ -297,6 +297,8 @@ class Sequent:
         run_mode: RunMode | None = None,
         recovery_run: str | None = None,
         run_id: str | None = None,
+        *,
+        force: bool = False,
         **original: Any,
     ) -> bool:
         """Run the flow (or recover a run of it); True when no failure went unhandled.
@@ -304,8 +306,10 @@ class Sequent:
         ``max_loops`` stops launching steps after that many scheduling rounds (the run stays
         recoverable); ``progress`` True draws a live display on standard error; ``run_mode``
         and ``recovery_run`` (or its original name ``run_id``) override the flow's own for this
-        run only. Raises a ``SequentError`` before anything runs when the flow, its executor or
-        its store cannot work.
+        run only; ``force=True`` takes the run over from another orchestrator the store shows
+        running it (check first that it is gone). Raises a ``SequentError`` before anything
+        runs when the flow, its executor or its store cannot work, and ``LeaseError`` when
+        another orchestrator holds the run.
         """
         from .runner import FlowOptions
 
@@ -327,6 +331,7 @@ class Sequent:
             logging_level=self.logging_level,
             max_loops=max_loops,
             progress=progress,
+            force=force,
         )
         return self._run(options)
 

@@ -2,19 +2,21 @@
 
 Mutates the root logger's handlers and level for the duration of a run (``RunLogging``), so
 that steps logging with ``logging.getLogger(__name__)`` show up as they did in the original.
+Files are opened in a checked ``LogFolder`` (see ``sequent.logfolder``): private by default,
+never through a symbolic link.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
 from .context import STEP_ENDED, current
+from .logfolder import RUN_LOG, LogFolder, safe_name
 
 FORMAT = "[ %(asctime)s ][ %(levelname)s ][ %(message)s ]"
 
@@ -36,18 +38,19 @@ class SeedFormatter(logging.Formatter):
         return f"{head}\n{tail} ]" if tail else text
 
 
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@-]", "_", part) or "_"
-
-
 def run_log_dir(logdir: str | os.PathLike[str], flow_name: str, run_id: str) -> Path:
     """The folder holding a run's logs: ``<logdir>/<flow name>/<run id>``."""
-    return Path(logdir) / _safe(flow_name) / _safe(run_id)
+    return Path(logdir) / safe_name(flow_name) / safe_name(run_id)
+
+
+def step_log_name(path: str, sequence: str) -> str:
+    """The file name of one step instance's log: ``<path>@<sequence>.log``."""
+    return f"{safe_name(path)}@{safe_name(sequence)}.log"
 
 
 def step_log_path(folder: Path, path: str, sequence: str) -> Path:
     """The log file of one step instance: ``<folder>/<path>@<sequence>.log``."""
-    return folder / f"{_safe(path)}@{_safe(sequence)}.log"
+    return folder / step_log_name(path, sequence)
 
 
 class StepRouter(logging.Handler):
@@ -63,13 +66,12 @@ class StepRouter(logging.Handler):
 
     BUFFERED = 256
 
-    def __init__(self, folder: Path, keep_open: int = 32) -> None:
+    def __init__(self, folder: LogFolder, keep_open: int = 32) -> None:
         super().__init__(logging.NOTSET)
         self.folder = folder
         self.keep_open = keep_open
         self.files: OrderedDict[tuple[str, str], IO[str]] = OrderedDict()
         self.pending: dict[tuple[str, str], list[str]] = {}
-        self._made = False
         self.setFormatter(SeedFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -122,25 +124,13 @@ class StepRouter(logging.Handler):
             self._file(where).write("".join(lines))
 
     def _append(self, where: tuple[str, str], text: str) -> None:
-        self._folder()
-        descriptor = os.open(
-            step_log_path(self.folder, *where), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666
-        )
-        try:
-            os.write(descriptor, text.encode("utf-8"))
-        finally:
-            os.close(descriptor)
-
-    def _folder(self) -> None:
-        if not self._made:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._made = True
+        with self.folder.open(step_log_name(*where)) as handle:
+            handle.write(text)
 
     def _file(self, where: tuple[str, str]) -> IO[str]:
         handle = self.files.get(where)
         if handle is None:
-            self._folder()
-            handle = open(step_log_path(self.folder, *where), "a", encoding="utf-8")  # noqa: SIM115
+            handle = self.folder.open(step_log_name(*where))
             self.files[where] = handle
             if len(self.files) > self.keep_open:
                 _, oldest = self.files.popitem(last=False)
@@ -181,26 +171,38 @@ class _AtLevelOrClosing(logging.Filter):
         return record.levelno >= self.level or getattr(record, "sequent_closing", False)
 
 
+class _FileHandler(logging.StreamHandler):
+    """Writes to a file opened in a ``LogFolder``; closes it when closed."""
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            self.flush()
+            self.stream.close()
+        finally:
+            self.release()
+        super().close()
+
+
 class RunLogging:
     """Attach the run's handlers to the root logger while a run goes on; detach them after.
 
     A console handler is added only when the root logger has no handler of its own (an
-    application that configured logging keeps its own output).
+    application that configured logging keeps its own output). Closes ``folder`` on exit.
     """
 
-    def __init__(self, folder: Path, level: int) -> None:
+    def __init__(self, folder: LogFolder, level: int) -> None:
         self.folder = folder
         self.level = level
-        self.run_log = folder / "run.log"
+        self.run_log = folder.path / RUN_LOG
         self.handlers: list[logging.Handler] = []
         self.router: StepRouter | None = None
         self._saved_level = logging.NOTSET
 
     def __enter__(self) -> RunLogging:
         root = logging.getLogger()
-        self.folder.mkdir(parents=True, exist_ok=True)
         formatter = SeedFormatter()
-        file_handler = logging.FileHandler(self.run_log, encoding="utf-8")
+        file_handler = _FileHandler(self.folder.open(RUN_LOG))
         file_handler.addFilter(_AtLevelOrClosing(self.level))
         file_handler.setFormatter(formatter)
         self.handlers.append(file_handler)
@@ -229,3 +231,4 @@ class RunLogging:
             handler.close()
         self.handlers.clear()
         root.setLevel(self._saved_level)
+        self.folder.close()

@@ -21,7 +21,8 @@ import attrs
 from .compiler import NodeKey, NodeSpec, Plan, StepDef
 from .errors import DefinitionTypeError, NotSendableError
 from .executors import RunOptions, Scheduler
-from .logs import CLOSING, RunLogging, run_log_dir
+from .logfolder import LogFolder, RunFolder, default_logdir
+from .logs import CLOSING, RunLogging
 from .selection import Selection, select
 from .status import RunMode, StepStatus
 
@@ -35,8 +36,9 @@ class FlowOptions:
     ``config`` is the flow's configuration (``sequent.config``: ``logdir``, ``max_concurrent``,
     ``stop_on_exception``, and what an executor's ``prepare`` reads); ``max_loops`` -1 means
     no limit on scheduling rounds; ``progress`` True draws a live display on standard
-    error (a rich ``Console`` draws on that one instead). Raises ``DefinitionTypeError`` for a
-    ``max_loops`` that is not a whole number.
+    error (a rich ``Console`` draws on that one instead); ``force`` takes the run over from
+    another orchestrator the store shows running it (see ``sequent.store.lease``). Raises
+    ``DefinitionTypeError`` for a ``max_loops`` that is not a whole number.
     """
 
     flow_name: str
@@ -50,6 +52,7 @@ class FlowOptions:
     only: tuple[str, ...] = ()
     rerun: tuple[str, ...] = ()
     downstream: bool = False
+    force: bool = False
 
     @max_loops.validator
     def _check_max_loops(self, attribute: Any, value: Any) -> None:
@@ -71,9 +74,11 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
     """Run ``plan`` once on ``backend``, recording into ``store`` (a restart or a recover).
 
     Raises ``NotSendableError`` when a step cannot reach a remote executor's workers,
-    ``SelectionError`` for ``only``/``rerun`` that cannot work, and the store's
-    ``RecoveryError``/``StoreError`` before anything runs. A signal that interrupts the run is
-    recorded and named in the result; ``redeliver`` hands it on afterwards.
+    ``SelectionError`` for ``only``/``rerun`` that cannot work, the store's
+    ``RecoveryError``/``StoreError``, ``LeaseError`` (another orchestrator holds the run) and
+    ``LogFolderError`` (the log folder is a link or another user's) before anything runs or is
+    written. A signal that interrupts the run is recorded and named in the result;
+    ``redeliver`` hands it on afterwards.
     """
     if backend.remote:
         check_sendable(plan, backend.name)
@@ -81,14 +86,7 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
     if prepare is not None:
         prepare(plan, options.config)  # e.g. Dask: connect, resolve hosts=; raises before any write
     selection = choose_steps(plan, store, options)
-    session = store.begin(
-        plan,
-        flow_name=options.flow_name,
-        mode=options.mode,
-        recovery_run=options.recovery_run,
-        executor=backend.name,
-    )
-    folder = run_log_dir(options.config["logdir"], options.flow_name, session.run_id)
+    session, folder = _begin(plan, backend, store, options)
     tally = Tally(session)
     recorder: Any = tally
     display: Any = contextlib.nullcontext()
@@ -98,7 +96,7 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
         console = None if options.progress is True else options.progress
         display = LiveProgress(plan, options.flow_name, session.run_id, console=console)
         recorder = display.wrap(tally)
-    with display, RunLogging(folder, options.logging_level):
+    with session.releasing(), display, RunLogging(folder, options.logging_level):
         log.info("Sequent store file: %s", store.path)
         log.info(
             "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
@@ -107,7 +105,7 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
             options.mode.value,
             session.attempt,
             backend.name,
-            folder,
+            folder.path,
         )
         for message in getattr(session, "differences", ()):
             log.info("%s", message)
@@ -127,6 +125,30 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
                 word = "success" if result else "failure"
                 log.info("Processing finished with: %s", word, extra=CLOSING)
     return Finished(result, session.run_id, scheduler.interrupted_by)
+
+
+def _begin(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> tuple[Any, LogFolder]:
+    """Record the start of the run and make its log folder, in one transaction of the store."""
+    logs = RunFolder(
+        options.config.get("logdir") or default_logdir(store.path),
+        options.flow_name,
+        options.config.get("log_permissions", "private"),
+    )
+    try:
+        session = store.begin(
+            plan,
+            flow_name=options.flow_name,
+            mode=options.mode,
+            recovery_run=options.recovery_run,
+            executor=backend.name,
+            logs=logs,  # made inside the transaction that records the start
+            force=options.force,
+        )
+    except BaseException:
+        logs.close()
+        raise
+    assert logs.folder is not None
+    return session, logs.folder
 
 
 def _announce(plan: Plan, backend: Any, options: FlowOptions, run_id: str, prepared: bool) -> None:

@@ -54,6 +54,7 @@ LAYERS = {
     "terminal": 0,
     "compiler": 1,
     "context": 1,
+    "logfolder": 1,
     "config": 1,
     "legacy": 1,
     "resources": 1,

@@ -92,6 +92,12 @@ _run_options = [
         default=None,
         help="Live progress display (default: when standard error is a terminal).",
     ),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Take the run over from an orchestrator the store shows running it (check first "
+        "that it is gone).",
+    ),
     *_param_options,
 ]
 
@@ -181,6 +187,7 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
             only=tuple(parse_steps(options["only"])),
             rerun=tuple(rerun),
             downstream=downstream,
+            force=options["force"],
         )
         try:
             try:

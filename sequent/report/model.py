@@ -9,6 +9,7 @@ store ──> RunView: run, attempts, structure, steps by path,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,6 @@ def _log_of(logdir: str | None, key: tuple[str, str]) -> str | None:
         return None
     folder = Path(logdir)
     for candidate in (step_log_path(folder, *key), folder / "run.log"):
-        if candidate.is_file():
+        if os.path.isfile(candidate):  # False, not PermissionError, for another user's logs
             return candidate.resolve().as_uri()
     return None

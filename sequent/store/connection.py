@@ -16,12 +16,13 @@ import random
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..errors import StoreError
+from .checks import check_tables
 from .files import check_file, inspect
+from .readonly import connect_readonly, migrated_copy
 from .schema import VERSION, migrate
 
 T = TypeVar("T")
@@ -92,6 +93,8 @@ class Database:
             self._conn = conn
             if version < VERSION:
                 self._write(migrate)
+            else:
+                check_tables(conn, path)
         except BaseException:
             self._conn = None
             conn.close()
@@ -190,6 +193,14 @@ class Database:
             self._checkpointer.start()
         self._checkpointer.wake.set()
 
+    def connect_beside(self) -> sqlite3.Connection:
+        """A connection of its own to the store file, for a thread writing beside the recorder."""
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        return conn
+
     def _read(self, body: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         assert conn is not None
@@ -230,27 +241,26 @@ class Database:
 
 
 def _open_readonly(path: str, memory: bool) -> sqlite3.Connection:
-    """A ``mode=ro`` connection to the store file at ``path``, checked and at the current schema."""
+    """A connection that reads the store file at ``path``, checked, at the current schema.
+
+    Works in read-only folders and on read-only media (see ``readonly``); a store an older
+    sequent wrote is read from a copy migrated in memory, so the file is never written.
+    """
     if memory:
         raise StoreError("an in-memory store cannot be opened read-only")
     check_file(path)
-    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the store {path!r} read-only ({exc})") from exc
+    conn = connect_readonly(path, BUSY_TIMEOUT)
     try:
         version = inspect(conn, path)
+        if 0 < version < VERSION:
+            conn = migrated_copy(conn)
+        check_tables(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _store_error(path, exc) from exc
     except BaseException:
         conn.close()
         raise
-    if version < VERSION:
-        conn.close()
-        raise StoreError(
-            f"the store {path!r} has schema version {version} (this sequent writes "
-            f"{VERSION}); it is upgraded by the next run that records into it, and "
-            f"cannot be read before"
-        )
     return conn
 
 

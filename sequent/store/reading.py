@@ -7,7 +7,6 @@ the latest attempt that recorded it, which is what a recover starts from.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from ..compiler import NodeKey
 from ..compiler.structure import read_structure
 from ..errors import RecoveryError, StoreError
 from ..status import StepStatus
+from . import lease
+from .checks import check_rows, load_structure
 from .connection import Database
 from .schema import EVENT_COLUMNS
 
@@ -47,8 +48,11 @@ NODE_COLUMNS = (
 
 _RUN_FIELDS = (
     "r.run_id, r.flow_name, r.mode, r.started, r.ended, r.result, r.executor, r.host, r.pid, "
-    "r.user, r.python, r.sequent_version"
+    "r.user, r.python, r.sequent_version, (SELECT COUNT(*) FROM attempts AS a "
+    "WHERE a.run_id = r.run_id) AS attempts, l.attempt AS _l_attempt, l.host AS _l_host, "
+    "l.pid AS _l_pid, l.user AS _l_user, l.started AS _l_started, l.heartbeat AS _l_heartbeat"
 )
+_RUNS = f"SELECT {_RUN_FIELDS} FROM runs AS r LEFT JOIN leases AS l ON l.run_id = r.run_id"
 
 
 @attrs.frozen
@@ -69,28 +73,58 @@ class Reader(Database):
         """Every run (of ``flow_name`` if given), newest first, as dicts with an attempt count.
 
         ``result`` is True/False for a finished latest attempt, None while one runs or after
-        a crash.
+        a crash; ``state`` is ``running``, ``success``, ``failure`` or ``abandoned`` (unfinished
+        and held by no live orchestrator: it was killed, or its machine stopped).
         """
         if self._conn is None:
             return []
         where, params = ("WHERE r.flow_name = ?", (flow_name,)) if flow_name else ("", ())
         return self._rows(
-            f"SELECT {_RUN_FIELDS}, (SELECT COUNT(*) FROM attempts AS a "
-            f"WHERE a.run_id = r.run_id) AS attempts FROM runs AS r {where} "
-            f"ORDER BY r.started DESC, r.rowid DESC",
-            params,
-            _run_row,
+            f"{_RUNS} {where} ORDER BY r.started DESC, r.rowid DESC", params, self._run_row
         )
+
+    def _run_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A run row, checked, with ``result`` a bool and its ``state`` from its lease."""
+        held = {key[3:]: row.pop(key) for key in list(row) if key.startswith("_l_")}
+        check_rows("runs", [row], self.path)
+        judged = None
+        if held["pid"] is not None:
+            held["run_id"] = row["run_id"]
+            check_rows("leases", [held], self.path)
+            judged = lease.judge(held, self.path)
+        row = _run_row(row)
+        row["state"] = lease.state(row["result"], judged)
+        return row
+
+    def lease(self, run_id: str) -> dict[str, Any] | None:
+        """Who holds run ``run_id`` now: its lease, judged; None when no orchestrator holds it.
+
+        The dict has the ``leases`` columns (``run_id, attempt, host, pid, user, started,
+        heartbeat``) and ``age`` (seconds since the last heartbeat), ``alive`` (True while the
+        holder runs) and ``gone`` (why a holder that did not let go is gone, else None; see
+        ``lease.STALE_AFTER``). Raises ``RecoveryError`` for an unknown run.
+        """
+        self.run(run_id)
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            found = lease.read(conn, run_id, self.path)
+            if found is not None:
+                check_rows("leases", [{k: found[k] for k in lease.COLUMNS}], self.path)
+            return found
+
+        return self._read(read)
+
+    def state(self, run_id: str) -> str:
+        """``"running"``, ``"success"``, ``"failure"`` or ``"abandoned"``, as ``runs()`` says.
+
+        Raises ``RecoveryError`` for an unknown run.
+        """
+        return str(self.run(run_id)["state"])
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The row of run ``run_id`` (as ``runs()`` gives it); ``RecoveryError`` if unknown."""
         rows = (
-            self._rows(
-                f"SELECT {_RUN_FIELDS}, (SELECT COUNT(*) FROM attempts AS a "
-                f"WHERE a.run_id = r.run_id) AS attempts FROM runs AS r WHERE r.run_id = ?",
-                (run_id,),
-                _run_row,
-            )
+            self._rows(f"{_RUNS} WHERE r.run_id = ?", (run_id,), self._run_row)
             if self._conn is not None
             else []
         )
@@ -102,14 +136,20 @@ class Reader(Database):
         return rows[0]
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
-        """The attempts of run ``run_id`` in order (0 is the first execution)."""
+        """The attempts of run ``run_id`` in order (0 is the first execution).
+
+        Each has ``logdir`` (the folder of its logs) and ``heartbeat`` (the last time its
+        orchestrator said it was alive) besides the ``runs``-like columns.
+        """
         self.run(run_id)
-        return self._rows(
-            "SELECT run_id, attempt, mode, started, ended, result, executor, host, pid, logdir "
-            "FROM attempts WHERE run_id = ? ORDER BY attempt",
+        rows = self._rows(
+            "SELECT run_id, attempt, mode, started, ended, result, executor, host, pid, logdir, "
+            "heartbeat FROM attempts WHERE run_id = ? ORDER BY attempt",
             (run_id,),
-            _run_row,
+            lambda row: row,
         )
+        check_rows("attempts", rows, self.path)
+        return [_run_row(row) for row in rows]
 
     def nodes(self, run_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
         """The step instances of run ``run_id`` in definition then sequence order.
@@ -128,11 +168,9 @@ class Reader(Database):
             params = (run_id, attempt)
 
         def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], dict[str, int]]:
-            rows = [
-                _node_row(dict(zip(NODE_COLUMNS, row, strict=True)))
-                for row in conn.execute(sql, params)
-            ]
-            return rows, _step_orders(conn, run_id)
+            rows = [dict(zip(NODE_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+            check_rows("nodes", rows, self.path)
+            return [_node_row(row) for row in rows], _step_orders(conn, run_id, self.path)
 
         rows, orders = self._read(read)
         rows.sort(key=lambda row: _node_order(row, orders))
@@ -145,13 +183,15 @@ class Reader(Database):
             "",
             (run_id,),
         )
-        return self._rows(
+        rows = self._rows(
             f"SELECT {', '.join(EVENT_COLUMNS)}, worker, marked_by, reason FROM events "
             f"WHERE run_id = ? {where} "
             f"ORDER BY attempt, seq",
             params,
-            _node_row,
+            lambda row: row,
         )
+        check_rows("events", rows, self.path)
+        return [_node_row(row) for row in rows]
 
     def workers(self, run_id: str) -> dict[tuple[int, str, str], str]:
         """The Dask worker (``name address``) that ran each ``(attempt, path, sequence)`` of run
@@ -176,7 +216,7 @@ class Reader(Database):
         self.run(run_id)
 
         def read(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
-            number = attempt
+            number: int | None = attempt
             if number is None:
                 number = conn.execute(
                     "SELECT MAX(attempt) FROM attempts WHERE run_id = ?", (run_id,)
@@ -188,15 +228,18 @@ class Reader(Database):
                     f"run {run_id!r} in {self.path!r} has no attempt {attempt!r}; its attempts "
                     f"are listed by Store.attempts({run_id!r})"
                 )
-            expansions = conn.execute(
-                "SELECT path, sequence, parent_path, parent_sequence, ordinal, item "
-                "FROM expansions WHERE run_id = ? AND attempt = ? ORDER BY step_order, rowid",
+            cursor = conn.execute(
+                f"SELECT {', '.join(_EXPANSION_FIELDS)} FROM expansions WHERE run_id = ? AND "
+                f"attempt = ? ORDER BY step_order, rowid",
                 (run_id, number),
-            ).fetchall()
-            return _structure_text(conn, run_id, number), expansions
+            )
+            expansions = [dict(zip(_EXPANSION_FIELDS, row, strict=True)) for row in cursor]
+            check_rows("expansions", expansions, self.path, run_id)
+            rows = [tuple(row[name] for name in _EXPANSION_FIELDS[:6]) for row in expansions]
+            return _structure(conn, run_id, number, self.path), rows
 
-        text, expansions = self._read(read)
-        return read_structure(json.loads(text) if text else None, expansions)
+        structure, expansions = self._read(read)
+        return read_structure(structure, expansions)
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -231,17 +274,22 @@ class Reader(Database):
             row = self._latest_run(conn, flow_name)
         run_id, recorded_name = row
         previous: dict[NodeKey, StepStatus] = {}
-        for path, sequence, status in conn.execute(
-            "SELECT path, sequence, status FROM events WHERE run_id = ? ORDER BY attempt, seq",
-            (run_id,),
-        ):
-            previous[NodeKey(path, sequence)] = StepStatus(status)
+        events = [
+            dict(zip(("attempt", "seq", "path", "sequence", "status"), row, strict=True))
+            for row in conn.execute(
+                "SELECT attempt, seq, path, sequence, status FROM events WHERE run_id = ? "
+                "ORDER BY attempt, seq",
+                (run_id,),
+            )
+        ]
+        check_rows("events", events, self.path, run_id)
+        for event in events:
+            previous[NodeKey(event["path"], event["sequence"])] = StepStatus(event["status"])
         last = conn.execute(
             "SELECT MAX(attempt) FROM attempts WHERE run_id = ?", (run_id,)
         ).fetchone()[0]
         attempt = 1 if last is None else last + 1
-        text = _structure_text(conn, run_id, None)
-        structure = json.loads(text) if text else None
+        structure = _structure(conn, run_id, None, self.path)
         return Recovery(run_id, attempt, previous, recorded_name, structure)
 
     def _named_run(self, conn: sqlite3.Connection, flow_name: str, run_id: str) -> Any:
@@ -312,40 +360,48 @@ def _node_order(row: Mapping[str, Any], orders: Mapping[str, int]) -> tuple[Any,
     )
 
 
-def _structure_text(conn: sqlite3.Connection, run_id: str, attempt: int | None) -> str | None:
-    """The structure JSON attempt ``attempt`` ran (default: the latest attempt).
+_EXPANSION_FIELDS = ("path", "sequence", "parent_path", "parent_sequence", "ordinal", "item")
+_FIRST = "runs.structure, as its first attempt ran it"
 
-    An attempt that ran the same structure as the one before records NULL.
+
+def _structure(
+    conn: sqlite3.Connection, run_id: str, attempt: int | None, path: str
+) -> dict[str, Any] | None:
+    """The structure attempt ``attempt`` ran (default: the latest attempt), decoded and checked.
+
+    An attempt that ran the same structure as the one before records NULL. Raises
+    ``StoreError`` naming the run and the attempt when the structure is damaged.
     """
     where = "" if attempt is None else " AND attempt <= ?"
     params = (run_id,) if attempt is None else (run_id, attempt)
     row = conn.execute(
-        f"SELECT structure FROM attempts WHERE run_id = ?{where} AND structure IS NOT NULL "
-        f"ORDER BY attempt DESC LIMIT 1",
+        f"SELECT attempt, structure FROM attempts WHERE run_id = ?{where} AND structure IS NOT "
+        f"NULL ORDER BY attempt DESC LIMIT 1",
         params,
     ).fetchone()
     if row is not None:
-        return str(row[0])
+        return load_structure(row[1], path, run_id, f"attempts.structure of attempt {row[0]}")
     row = conn.execute("SELECT structure FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else row[0]
+    return None if row is None else load_structure(row[0], path, run_id, _FIRST)
 
 
-def _step_orders(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+def _step_orders(conn: sqlite3.Connection, run_id: str, path: str) -> dict[str, int]:
     """Each step path's definition order, from the run's structures and expansions."""
     orders: dict[str, int] = {}
-    texts = [
-        row[0] for row in conn.execute("SELECT structure FROM runs WHERE run_id = ?", (run_id,))
+    found = [
+        (_FIRST, row[0])
+        for row in conn.execute("SELECT structure FROM runs WHERE run_id = ?", (run_id,))
     ]
-    texts += [
-        row[0]
+    found += [
+        (f"attempts.structure of attempt {row[0]}", row[1])
         for row in conn.execute(
-            "SELECT structure FROM attempts WHERE run_id = ? AND structure IS NOT NULL "
+            "SELECT attempt, structure FROM attempts WHERE run_id = ? AND structure IS NOT NULL "
             "ORDER BY attempt",
             (run_id,),
         )
     ]
-    for text in texts:
-        if text:
-            for step in json.loads(text).get("steps", ()):
-                orders[step["path"]] = step["order"]
+    for part, text in found:
+        structure = load_structure(text, path, run_id, part)
+        for step in structure["steps"] if structure else ():
+            orders[step["path"]] = step["order"]
     return orders

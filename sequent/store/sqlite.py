@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..compiler import Plan
@@ -31,6 +32,7 @@ from ..compiler.structure import describe_changes, structure_of
 from ..errors import RecoveryError
 from ..status import RunMode
 from ..version import __version__
+from . import lease
 from .reading import Reader, Recovery
 from .writer import SqliteSession, encode_value
 
@@ -56,16 +58,24 @@ class SqliteStore(Reader):
         mode: RunMode,
         recovery_run: str | None = None,
         executor: str = "",
+        logs: Callable[[str], str] | None = None,
+        force: bool = False,
     ) -> SqliteSession:
         """Record the start of a run (attempt 0) or of a recover attempt; return its recorder.
 
-        Raises ``RecoveryError`` in recover mode when there is no run to recover, and
-        ``StoreError`` when the store cannot be read or written; in both cases nothing is
-        written.
+        The attempt takes the run's lease (``force``: even from a holder that looks alive);
+        its recorder keeps it alive (see ``lease``). ``logs(run_id)``, called inside the
+        transaction, makes the log folder and returns it for ``attempts.logdir``.
+
+        Raises ``RecoveryError`` in recover mode when there is no run to recover,
+        ``LeaseError`` when another orchestrator holds the run, ``StoreError`` when the store
+        cannot be read or written, and whatever ``logs`` raises; nothing is written then.
         """
         structure = structure_of(plan)
         if mode is RunMode.recover:
-            return self._begin_recover(plan, structure, flow_name, recovery_run, executor)
+            return self._begin_recover(
+                plan, structure, flow_name, recovery_run, executor, logs, force
+            )
         self._open()
         now = time.time()
         text = json.dumps(structure, separators=(",", ":"))
@@ -92,6 +102,9 @@ class SqliteStore(Reader):
                 ),
             )
             _insert_attempt(conn, run_id, 0, RunMode.restart, now, executor, None)
+            lease.claim(conn, run_id, 0, store=self.path, started=now)
+            if logs is not None:
+                _record_logdir(conn, run_id, 0, logs(run_id))
             return run_id
 
         run_id = self._write(write)
@@ -104,6 +117,8 @@ class SqliteStore(Reader):
         flow_name: str,
         recovery_run: str | None,
         executor: str,
+        logs: Callable[[str], str] | None,
+        force: bool,
     ) -> SqliteSession:
         if self._conn is None:
             raise RecoveryError(
@@ -125,9 +140,16 @@ class SqliteStore(Reader):
                 )
             if found.structure is not None:
                 notes += describe_changes(found.structure, structure, found.run_id)
-            # NULL: the same structure as the attempt before (see _structure_text).
+            # NULL: the same structure as the attempt before (see reading._structure).
             own = None if json.loads(text) == found.structure else text
             _insert_attempt(conn, found.run_id, found.attempt, RunMode.recover, now, executor, own)
+            took_over = lease.claim(
+                conn, found.run_id, found.attempt, store=self.path, started=now, force=force
+            )
+            if took_over:
+                notes.insert(0, took_over)
+            if logs is not None:
+                _record_logdir(conn, found.run_id, found.attempt, logs(found.run_id))
             conn.execute(
                 "UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?", (found.run_id,)
             )
@@ -161,6 +183,12 @@ def _insert_attempt(
         "INSERT INTO attempts (run_id, attempt, mode, started, executor, host, pid, structure) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (run_id, attempt, mode.value, started, executor, HOST, os.getpid(), structure),
+    )
+
+
+def _record_logdir(conn: sqlite3.Connection, run_id: str, attempt: int, logdir: str) -> None:
+    conn.execute(
+        "UPDATE attempts SET logdir = ? WHERE run_id = ? AND attempt = ?", (logdir, run_id, attempt)
     )
 
 

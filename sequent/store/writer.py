@@ -14,21 +14,27 @@ pickled: reading a store never runs code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..compiler import NodeKey, NodeSpec, Plan
 from ..compiler.structure import item_text
+from ..errors import StoreError
 from ..status import StepStatus
+from . import lease
 from .connection import Database
 from .schema import EVENT_COLUMNS, EXPANSION_COLUMNS
 
 #: Longest value text kept; longer values are kept as a truncated ``repr``.
 MAX_VALUE_CHARS = 1_000_000
+
+log = logging.getLogger("sequent")
 
 _SUCCESS = StepStatus.success
 
@@ -110,6 +116,14 @@ class SqliteSession:
         self._expansions: list[tuple[Any, ...]] = []
         self._workers: list[tuple[int, str]] = []  # (index in _events, Dask worker)
         self._seq = 0  # the seq of the next event to commit
+        # The run's lease (taken by begin): held while this attempt records, kept alive by a
+        # heartbeat thread on a connection of its own (an in-memory store needs none: no other
+        # process can see it).
+        self._heartbeat: lease.Heartbeat | None = None
+        lease.hold(store.path, run_id)
+        if not store.memory:
+            self._heartbeat = lease.Heartbeat(store.connect_beside, run_id, attempt)
+            self._heartbeat.start()
 
     def node(
         self,
@@ -231,10 +245,34 @@ class SqliteSession:
                 "UPDATE runs SET ended = ?, result = ? WHERE run_id = ?",
                 (now, int(result), self.run_id),
             )
+            lease.release(conn, self.run_id, self.attempt)
 
-        self.store._write(write)
+        try:
+            self.store._write(write)
+        finally:
+            self._let_go()
         self._clear()
         self.store.checkpoint()
+
+    def _let_go(self) -> None:
+        """Stop the heartbeat: this process no longer holds the run (a row left goes stale)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        lease.drop(self.store.path, self.run_id)
+
+    @contextlib.contextmanager
+    def releasing(self) -> Iterator[SqliteSession]:
+        """Release the run's lease when the block ends, however it ends (if ``finish`` did not)."""
+        try:
+            yield self
+        finally:
+            if self.result is None:
+                self._let_go()
+                try:
+                    self.store._write(lambda conn: lease.release(conn, self.run_id, self.attempt))
+                except StoreError as exc:
+                    log.warning("The lease of run %s was not released: %s", self.run_id, exc)
 
     def __repr__(self) -> str:
         return f"SqliteSession({self.run_id!r}, attempt={self.attempt})"
