@@ -52,6 +52,7 @@ def options(
     retries: Any,
     retry_delay: Any,
     timeout: Any,
+    parallel: Any = 1,
 ) -> dict[str, Any]:
     """The step's other options checked, as ``StepDef`` keyword arguments, in that order."""
     return {
@@ -65,12 +66,13 @@ def options(
         "retries": count(retries, "retries", step),
         "retry_delay": seconds(retry_delay, "retry_delay", step),
         "timeout": timeout_seconds(timeout, step),
+        "parallel": parallel_limit(parallel, step),
     }
 
 
 STEP_ARGUMENTS = (
     "func args kwargs requires delay acquires releases recovery repeats config hosts retries "
-    "retry_delay timeout"
+    "retry_delay timeout parallel"
 ).split()
 
 
@@ -199,6 +201,24 @@ def repeat_items(value: Any, step: str) -> Any:
             f"iterable, got {type(value).__name__} {value!r}"
         )
     return tuple(value)
+
+
+def parallel_limit(value: Any, step: str) -> int:
+    """How many iterations may run at once: a whole number >= 0 (0 or True: no limit)."""
+    if value is True:
+        return 0
+    if value is False:
+        return 1
+    if not isinstance(value, int):
+        raise DefinitionTypeError(
+            f"step {step!r}: parallel must be a whole number of iterations at once (1: one "
+            f"after another, 0 or True: no limit), got {type(value).__name__} {value!r}"
+        )
+    if value < 0:
+        raise DefinitionError(
+            f"step {step!r}: parallel must be >= 0 (0 for no limit), got {value!r}"
+        )
+    return value
 
 
 def host_names(value: Any, step: str) -> tuple[str, ...] | None:

@@ -121,6 +121,7 @@ class Sequent:
         retries: int = 0,
         retry_delay: float = 0,
         timeout: float | None = None,
+        parallel: int | bool = 1,
         **unknown: Any,
     ) -> Step:
         self._check_builder()
@@ -147,8 +148,14 @@ class Sequent:
                 retries=retries,
                 retry_delay=retry_delay,
                 timeout=timeout,
+                parallel=parallel,
             ),
         )
+        if func is not None and definition.parallel != 1:
+            raise DefinitionError(
+                f"step {shown!r}: parallel= lets a container's iterations overlap, and "
+                f"{shown!r} has a func; drop parallel= or add the work as its child steps"
+            )
         siblings = parent.children if parent else self._steps
         step = Step(self, parent, definition)
         siblings.append(step)

@@ -64,6 +64,8 @@ class StepDef:
     retry_delay: float = 0.0
     timeout: float | None = None
     children: tuple[StepDef, ...] = ()
+    #: How many of a container's iterations may run at the same time (0: no limit).
+    parallel: int = 1
 
     @property
     def is_container(self) -> bool:

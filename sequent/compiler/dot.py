@@ -109,14 +109,22 @@ def _attrs(**values: Any) -> str:
 
 
 def _repeats_text(step: StepDef) -> str:
+    at_once = _parallel_text(step)
     if step.repeats is None:
-        return ""
+        return at_once.lstrip(", ")
     if callable(step.repeats):
-        return "repeats: expanded at run time"
+        return f"repeats: expanded at run time{at_once}"
     items = tuple(step.repeats)
     shown = ", ".join(repr(item) for item in items[:5])
     more = ", ..." if len(items) > 5 else ""
-    return f"repeats \u00d7{len(items)}: [{shown}{more}]"
+    return f"repeats \u00d7{len(items)}{at_once}: [{shown}{more}]"
+
+
+def _parallel_text(step: StepDef) -> str:
+    """``, up to 4 at once`` (``parallel=4``), ``, all at once`` (0), or nothing (1)."""
+    if step.parallel == 1:
+        return ""
+    return ", all at once" if step.parallel == 0 else f", up to {step.parallel} at once"
 
 
 class _View:
@@ -297,7 +305,11 @@ class _Expanded(_View):
         extra = _repeats_text(step)
         if callable(step.repeats):
             count = len({member.sequence for member in members})
-            extra = f"repeats \u00d7{count}, expanded at run time" if members else extra
+            extra = (
+                f"repeats \u00d7{count}{_parallel_text(step)}, expanded at run time"
+                if members
+                else extra
+            )
         label = "\n".join(part for part in (header, extra, note) if part)
         lines = [
             f"{indent}subgraph {_quote(self.cluster_id(key))} {{",

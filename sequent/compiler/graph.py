@@ -148,7 +148,7 @@ def _check_shape(step: StepDef) -> None:
     if step.children:
         if step.func is None:
             return
-    elif step.func is not None and step.repeats is None:
+    elif step.func is not None and step.repeats is None and step.parallel == 1:
         return  # the common shapes, checked with the fewest look-ups
     if step.is_container and step.func is not None:
         raise DefinitionError(
@@ -159,6 +159,11 @@ def _check_shape(step: StepDef) -> None:
         raise DefinitionError(
             f"step {step.path_name!r} has no func and no child steps; give it func= or "
             f"add steps to it with {step.name}.add_step(...)"
+        )
+    if not step.is_container and step.parallel != 1:
+        raise DefinitionError(
+            f"step {step.path_name!r} has parallel={step.parallel} but no child steps; "
+            f"parallel applies to containers, so add child steps or drop parallel="
         )
     if not step.is_container and step.repeats is not None:
         raise DefinitionError(

@@ -74,6 +74,8 @@ def _step_entry(step: StepDef, parent: str | None, shared: dict[int, str]) -> di
             entry["requires"] = requires
     if step.repeats is not None:
         entry["repeats"] = _repeats(step.repeats)
+    if step.parallel != 1:
+        entry["parallel"] = step.parallel  # 0: no limit
     for name in ("delay", "retries", "retry_delay", "timeout"):
         value = getattr(step, name)
         if value:
@@ -220,6 +222,7 @@ def plan_from_structure(structure: Mapping[str, Any]) -> Plan:
             requires=requirements.from_data(step.get("requires"), paths),
             repeats=_parse_repeats(step, items),
             children=kids,
+            parallel=int(step.get("parallel", 1)) if kids else 1,
         )
 
     top = tuple(define(step) for step in sorted(children.get(None, []), key=_order))
@@ -264,7 +267,7 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], run_id: str
     new_steps = {step["path"]: step for step in resolved_steps(new)}
     added = [path for path in new_steps if path not in old_steps]
     removed = [path for path in old_steps if path not in new_steps]
-    compared = ("kind", "requires", "repeats")
+    compared = ("kind", "requires", "repeats", "parallel")
     changed = [
         path
         for path in new_steps

@@ -16,8 +16,9 @@ and drains ``get_changes()`` to record every status change in order. A step inst
     (waiting) ──requirement holds──> ready ──start──> active ──done──> success | failure
          └──requirement can never hold──> skipped                    └─> interrupted
 
-and a container's ``start`` begins its first iteration; the end of an iteration's last child
-begins the next one, or ends the container (success, or failure after an unhandled failure).
+and a container's ``start`` begins its first iteration (up to ``parallel`` of them); the end of
+an iteration's last child begins the next one, or ends the container (success, or failure once
+the iterations under way after an unhandled failure have ended: no further one begins).
 
 Requirements are compiled once per step (``compiler.requirements``): each status change
 decides atoms of the steps watching it, and a watcher's count of undecided atoms (or, for
@@ -109,8 +110,9 @@ class RunState:
         self.stopping = False
         self._finished = False
         self._prepared = False
-        self._iteration: dict[NodeKey, int] = {}
-        self._remaining: dict[NodeKey, int] = {}
+        self._next: dict[NodeKey, int] = {}  # container -> index of the next iteration to begin
+        self._open: dict[NodeKey, set[int]] = {}  # container -> iterations begun, not ended
+        self._remaining: dict[tuple[NodeKey, int], int] = {}  # (container, iteration) -> left
         self._failed_child: dict[NodeKey, NodeKey] = {}
         # Per sequence, per watching step: undecided atoms (a count, or a list for or_)
         self._pending: dict[str, dict[str, Any]] = {}
@@ -126,8 +128,9 @@ class RunState:
         if self._prepared:
             raise ValueError("prepare() was already called")
         self._prepared = True
-        self._iteration[ROOT] = 0
-        self._begin_iteration(ROOT, self.iterations[ROOT][0])
+        self._next[ROOT] = 0
+        self._open[ROOT] = set()
+        self._fill(ROOT)
         self._propagate()
 
     def get_ready(self) -> list[NodeKey]:
@@ -348,10 +351,11 @@ class RunState:
                     self.stopping = True
         elif status is INTERRUPTED:
             self._failed_child.setdefault(parent, key)
-        remaining = self._remaining[parent] - 1
-        self._remaining[parent] = remaining
+        iteration = (parent, spec.ordinal - 1)
+        remaining = self._remaining[iteration] - 1
+        self._remaining[iteration] = remaining
         if remaining == 0 and start_next:
-            self._end_iteration(parent)
+            self._end_iteration(parent, spec.ordinal - 1)
 
     def _escalates(self, spec: NodeSpec) -> bool:
         """True when a failure of ``spec`` reaches the top: no enclosing level handles it."""
@@ -362,23 +366,40 @@ class RunState:
             parent = self.nodes[parent].parent
         return True
 
-    def _end_iteration(self, container: NodeKey) -> None:
+    def _end_iteration(self, container: NodeKey, index: int) -> None:
+        """Iteration ``index`` of ``container`` ended: begin the next ones, or end the container.
+
+        After an unhandled failure no iteration begins; the container ends when the last one
+        under way has.
+        """
+        under_way = self._open[container]
+        under_way.discard(index)
+        if container not in self._failed_child:
+            self._fill(container)
+        if under_way:
+            return
         if container in self._failed_child:
             if container == ROOT:
                 self.failed = True
                 self._finished = True
             else:
                 self._set(container, *self._ending(container))
-            return
-        iterations = self.iterations[container]
-        following = self._iteration[container] + 1
-        if following < len(iterations):
-            self._iteration[container] = following
-            self._begin_iteration(container, iterations[following])
         elif container == ROOT:
             self._finished = True
         else:
             self._set(container, SUCCESS)
+
+    def _fill(self, container: NodeKey) -> None:
+        """Begin iterations of ``container``, in order, while fewer than ``parallel`` run."""
+        iterations = self.iterations[container]
+        limit = self.nodes[container].step.parallel if container != ROOT else 1
+        under_way = self._open[container]
+        following = self._next[container]
+        while following < len(iterations) and (limit == 0 or len(under_way) < limit):
+            under_way.add(following)
+            self._next[container] = following + 1
+            self._begin_iteration(container, iterations[following], following)
+            following += 1
 
     def _ending(self, container: NodeKey) -> tuple[StepStatus, str]:
         """How a container whose iteration went wrong ends: ``failure``, or ``interrupted`` when
@@ -409,15 +430,15 @@ class RunState:
                 self.nodes.update(nodes)
                 self.iterations.update(iterations)
                 self._expanded.extend(nodes.values())
-        iterations_of = self.iterations[key]
-        if not iterations_of:
+        if not self.iterations[key]:
             self._set(key, SUCCESS)
             return
-        self._iteration[key] = 0
-        self._begin_iteration(key, iterations_of[0])
+        self._next[key] = 0
+        self._open[key] = set()
+        self._fill(key)
 
-    def _begin_iteration(self, container: NodeKey, iteration: Iteration) -> None:
-        self._remaining[container] = len(iteration.children)
+    def _begin_iteration(self, container: NodeKey, iteration: Iteration, index: int) -> None:
+        self._remaining[(container, index)] = len(iteration.children)
         requirements = self.index.requirements
         for child in iteration.children:
             holds = requirements[child.path].constant
@@ -427,11 +448,10 @@ class RunState:
                 self._set(child, SKIPPED)
 
     def _current_children(self, container: NodeKey) -> tuple[NodeKey, ...]:
-        """The step instances of ``container``'s iteration under way (none before the first)."""
-        number = self._iteration.get(container)
-        if number is None:
-            return ()
-        return self.iterations[container][number].children
+        """The step instances of ``container``'s iterations under way, in iteration order."""
+        iterations = self.iterations.get(container, ())
+        under_way = sorted(self._open.get(container, ()))
+        return tuple(child for index in under_way for child in iterations[index].children)
 
     def _shown(self, key: NodeKey) -> str:
         if key not in self.nodes:
