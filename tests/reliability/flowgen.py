@@ -5,6 +5,9 @@ turns it into a ``sequent.Sequent``; ``expected`` computes, independently of seq
 machine, the status every node must end with when no ``stop_on_exception`` cuts the run short.
 
 Flows are acyclic by construction: a step may only require siblings defined before it.
+Containers may run their iterations in parallel (``parallel`` 1, 2 or 0). Leaves behave the
+same in every iteration, so which iterations begin is known without timing: all of them when
+the first one succeeds, else the first ``parallel`` (all, for 0), which begin together.
 Leaf kinds: ``ok`` (``operator.add``), ``boom`` (``operator.truediv(1, 0)`` raises) and ``die``
 (``os._exit(3)``: the worker process dies; process-based executors only) are builtins, so they
 can be sent to any executor; ``logged`` and ``flaky`` append each call to a
@@ -63,6 +66,7 @@ class StepSpec:
     children: tuple[StepSpec, ...] = ()
     stop: bool | None = None  # the step's own config stop_on_exception, None if unset
     retries: int = 0
+    parallel: int = 1  # a container's iterations at once (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,10 @@ def sibling_groups(
         if depth > 1 and draw(st.integers(0, 2)) == 0:
             repeats = draw(st.one_of(st.none(), st.lists(st.integers(0, 9), max_size=3).map(tuple)))
             children = draw(sibling_groups(depth - 1, leaf_kinds, max(2, max_siblings - 1)))
-            steps.append(StepSpec("box", requires, as_event, repeats, children, stop=stop))
+            parallel = draw(st.sampled_from((1, 1, 2, 0)))
+            steps.append(
+                StepSpec("box", requires, as_event, repeats, children, stop=stop, parallel=parallel)
+            )
         else:
             kind = draw(st.sampled_from(leaf_kinds))
             retries = draw(st.sampled_from((0, 0, 0, 1))) if kind == "boom" else 0
@@ -202,7 +209,9 @@ def _add_group(
             options["config"] = {"stop_on_exception": step.stop}
         name = NAMES[number]
         if step.kind == "box":
-            handle = parent.add_step(name, repeats=step.repeats, **options)
+            handle = parent.add_step(
+                name, repeats=step.repeats, parallel=step.parallel, **options
+            )
             _add_group(flow, handle, step.children, side_files)
         else:
             func, args = _leaf(step.kind, side_files)
@@ -287,6 +296,7 @@ def _group(
         else:
             status = S.success
             items = (None,) if step.repeats is None else step.repeats
+            begun = len(items) if not step.parallel else min(step.parallel, len(items))
             for ordinal, _ in enumerate(items, start=1):
                 child_escalates = escalates and not handled[number]
                 if _group(
@@ -299,7 +309,8 @@ def _group(
                     model,
                 ):
                     status = S.failure
-                    break
+                    if ordinal >= begun:
+                        break  # the iterations begun with this one still run to their end
         model.status[key] = status
         model.kind[key] = step.kind
         done.append((status, ready))
