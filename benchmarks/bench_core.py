@@ -15,7 +15,9 @@ alike; each figure is the median of ``--repeat`` rounds. Contenders:
 
 Rows (steps do nothing unless said): a chain of 1,000; fans of 10,000 and 100,000; a layered
 DAG of 100 layers of 100, each step requiring the whole layer before; a random DAG of 10,000
-steps with 5 requires each; a container of 1,000 iterations of a 3-step chain; a fan of 10,000
+steps with 5 requires each; a container of 1,000 iterations of a 3-step chain; a container of
+1,000 iterations of one step with ``parallel=0`` (also against sequent's own plain fan of
+1,000, measured in the same rounds); a fan of 10,000
 steps that each log one INFO line (against sequent's own no-op fan); the seed's simple example
 as a whole process (store already there) against ``python -c pass``; compiling 1,000,000 nodes
 (a fan, and a container of 10,000 iterations of 100 steps). CPU is the process's CPU time
@@ -23,7 +25,8 @@ as a whole process (store already there) against ``python -c pass``; compiling 1
 
 Targets (issue 12): chain <= 1.5x, fan 10,000 <= 2x, layered <= 3x (and peak RSS <= 3x) of the
 reference in CPU per step; logging fan <= 1.5x sequent's no-op fan; the seed example as a
-process <= 8x ``python -c pass``; compiling 1,000,000 nodes under 5 s and 1 GB each.
+process <= 8x ``python -c pass``; compiling 1,000,000 nodes under 5 s and 1 GB each
+(issue 18) parallel iterations <= 1.2x sequent's plain fan of as many steps, CPU per step.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ GRAPHS: dict[str, Callable[[int], dict[str, list[str]]]] = {
     "layered": layered_graph,
     "random": random_graph,
     "container": container_graph,
+    "parallel": fan_graph,  # the reference: as many independent steps
     "logging": fan_graph,
 }
 
@@ -129,6 +133,10 @@ def build_flow(shape: str, n: int, store: str, logdir: str) -> Any:
         for step in range(3):
             requires = ((previous, success),) if previous is not None else ()
             previous = box.add_step(f"s{step}", func=noop, requires=requires)
+        return flow
+    if shape == "parallel":  # one iteration per step, all at once
+        box = flow.add_step("box", repeats=range(n), parallel=0)
+        box.add_step("s", func=noop)
         return flow
     func = log_one if shape == "logging" else noop
     handles: dict[str, Any] = {}
@@ -234,6 +242,7 @@ ROWS = [  # (row name, shape, steps, compared with)
     ("layered 100 x 100", "layered", 10000, "reference"),
     ("random DAG 10,000, 5 requires", "random", 10000, "reference"),
     ("container 1,000 x 3-step chain", "container", 3000, "reference"),
+    ("parallel iterations 1,000", "parallel", 1000, "plain fan"),
     ("logging fan 10,000", "logging", 10000, "reference"),
 ]
 QUICK = {"fan 100,000"}
@@ -260,12 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
           f"medians of {args.repeat} interleaved rounds, each in a fresh process")  # fmt: skip
     figures: dict[str, dict[str, dict[str, float]]] = {}
-    for name, shape, n, _ in ROWS:
+    for name, shape, n, versus in ROWS:
         if (only and shape not in only) or (args.quick and name in QUICK):
             continue
         rounds: dict[str, list[dict[str, float]]] = {}
         for _ in range(args.repeat):
             rounds.setdefault("reference", []).append(measure("reference", shape, n, ROOT))
+            if versus == "plain fan":  # sequent's own fan of n steps, in the same rounds
+                rounds.setdefault(versus, []).append(measure("sequent", "fan", n, ROOT))
             for label, tree in trees.items():
                 rounds.setdefault(label, []).append(measure("sequent", shape, n, tree))
         figures[name] = {
@@ -285,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
 def report_row(name: str, row: dict[str, dict[str, float]], n: int) -> None:
     ref = row["reference"]
     line = f"{name:<32} ref {ref['cpu'] / n * 1e6:7.1f} us/step {ref['rss']:5.0f} MB"
-    for label in ("sequent", "before"):
+    for label in ("sequent", "before", "plain fan"):
         if label in row:
             mine = row[label]
             line += (
@@ -343,6 +354,11 @@ def print_targets(figures: dict[str, dict[str, dict[str, float]]]) -> None:
         ratio = row["sequent"]["rss"] / row["reference"]["rss"]
         print(f"  layered 100 x 100 peak RSS: {ratio:.2f}x (target <= 3x) "
               f"{'ok' if ratio <= 3 else 'MISSED'}")  # fmt: skip
+    if "parallel iterations 1,000" in figures:
+        row = figures["parallel iterations 1,000"]
+        ratio = row["sequent"]["cpu"] / row["plain fan"]["cpu"]
+        print(f"  parallel iterations 1,000 / plain fan of 1,000 (sequent): {ratio:.2f}x "
+              f"(target <= 1.2x) {'ok' if ratio <= 1.2 else 'MISSED'}")  # fmt: skip
     if "logging fan 10,000" in figures and "fan 10,000" in figures:
         ratio = figures["logging fan 10,000"]["sequent"]["cpu"] / figures["fan 10,000"]["sequent"][
             "cpu"
