@@ -146,6 +146,7 @@ def simulate(
             reason = f"reruns (--rerun): previous status {before.value if before else '-'}"
         if marks and key in marks:
             reason += f" ({marks[key]})"
+        reason = _with_parallel(reason, nodes[key].step.parallel)
         result.append(PlannedNode(key, actions[key], container, shown.get(key), reason))
     return result
 
@@ -176,6 +177,14 @@ def _container_action(deferred: bool, inside: set[str]) -> str:
     if inside and inside <= {SKIP, NEVER, KEPT}:
         return SKIP
     return RUN
+
+
+def _with_parallel(reason: str, parallel: int) -> str:
+    """``reason`` with a parallel container's note: its iterations up to N (or all) at once."""
+    if parallel == 1:
+        return reason
+    note = "iterations all at once" if parallel == 0 else f"iterations up to {parallel} at once"
+    return f"{reason}; {note}" if reason else note
 
 
 def _reason(action: str, container: bool, before: StepStatus | None, recovering: bool) -> str:

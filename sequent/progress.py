@@ -48,6 +48,7 @@ class LiveProgress:
         self.shown_running = shown_running
         self._lock = threading.Lock()
         self._leaves = {key for key, spec in plan.nodes.items() if not spec.step.is_container}
+        self._specs: dict[NodeKey, NodeSpec] = dict(plan.nodes)
         self._status: dict[NodeKey, StepStatus] = {}
         self._counts: Counter[StepStatus] = Counter()
         self._clock = time.monotonic
@@ -90,6 +91,7 @@ class LiveProgress:
         """Count instances expanded at run time (a container with a callable ``repeats``)."""
         with self._lock:
             self._leaves.update(spec.key for spec in specs if not spec.step.is_container)
+            self._specs.update((spec.key, spec) for spec in specs)
 
     def counts(self) -> dict[str, int]:
         """A snapshot: total, done, running, succeeded, failed, skipped, interrupted, waiting."""
@@ -126,6 +128,28 @@ class LiveProgress:
             return elapsed, None if done == 0 else 0.0
         return elapsed, elapsed / done * (total - done)
 
+    def iterations(self) -> list[str]:
+        """For each parallel container with steps running: how many of its iterations run.
+
+        ``box/1: 3 iterations running (up to 4 at once)``, in the order the containers' first
+        running step started.
+        """
+        groups: dict[NodeKey, set[int]] = {}
+        for key in self.running():
+            spec = self._specs.get(key)
+            while spec is not None and spec.parent in self._specs:
+                container = self._specs[spec.parent]
+                if container.step.parallel != 1:  # the nearest parallel container
+                    groups.setdefault(container.key, set()).add(spec.ordinal)
+                    break
+                spec = container
+        lines = []
+        for key, ordinals in groups.items():
+            limit = self._specs[key].step.parallel
+            at_once = "all at once" if limit == 0 else f"up to {limit} at once"
+            lines.append(f"{key}: {len(ordinals)} iterations running ({at_once})")
+        return lines
+
     def render(self) -> Group:
         """The display: a header, a bar with counts and times, and the steps running now."""
         counts = self.counts()
@@ -157,6 +181,7 @@ class LiveProgress:
             if more > 0:
                 shown += f" and {more} more"
             parts.append(Text(f"running: {shown}", style="dim"))
+        parts.extend(Text(line, style="dim") for line in self.iterations())
         return Group(*parts)
 
 

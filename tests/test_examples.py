@@ -249,6 +249,27 @@ def check_dask_flow(folder: Path) -> None:
     assert results(out) == ["success"]
 
 
+COUNTING = re.compile(r"^\[ (\S+ \S+) \]\[ INFO \]\[ count (starts|done) (part-\d+)", re.M)
+
+
+def check_parallel_files(folder: Path) -> None:
+    """One iteration per file the first step wrote, up to four at once, each in its order."""
+    done = run_example(folder, "parallel_files.py")
+    assert done.returncode == 0, done.stdout
+    out = done.stdout
+    stamps: dict[str, dict[str, datetime]] = {}
+    for stamp, what, name in COUNTING.findall(out):
+        stamps.setdefault(name, {})[what] = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+    assert sorted(stamps) == [f"part-{k:02}" for k in range(1, 9)], out
+    spans = [(times["starts"], times["done"]) for times in stamps.values()]
+    assert most_at_once(spans) == 4  # parallel=4: reached, never passed
+    for name in stamps:
+        assert out.index(f"count done {name}.csv") < out.index(f"publish {name}.csv")
+    assert out.index("report: 36 rows in 8 files") > out.index("publish part-08.csv")
+    assert "Summary: 18 steps: 18 success; 1 container: 1 success" in out
+    assert results(out) == ["success"]
+
+
 def check_generic(folder: Path, name: str) -> None:
     """An example without a story of its own: exits 0 and its last run succeeds."""
     done = run_example(folder, name)
@@ -265,6 +286,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "resources_flow.py": check_resources_flow,
     "program_flow.py": check_program_flow,
     "dask_flow.py": check_dask_flow,
+    "parallel_files.py": check_parallel_files,
 }
 
 
