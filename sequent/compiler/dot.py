@@ -120,6 +120,14 @@ def _repeats_text(step: StepDef) -> str:
     return f"repeats \u00d7{len(items)}{at_once}: [{shown}{more}]"
 
 
+def _instance_repeats_text(step: StepDef, members: list[NodeKey]) -> str:
+    """A container instance's repeats note: a callable's count once it was expanded."""
+    if callable(step.repeats) and members:
+        count = len({member.sequence for member in members})
+        return f"repeats \u00d7{count}{_parallel_text(step)}, expanded at run time"
+    return _repeats_text(step)
+
+
 def _parallel_text(step: StepDef) -> str:
     """``, up to 4 at once`` (``parallel=4``), ``, all at once`` (0), or nothing (1)."""
     if step.parallel == 1:
@@ -302,14 +310,7 @@ class _Expanded(_View):
             ]
         members = self.children.get(key, [])
         header = f"{step.name} {key.sequence}"
-        extra = _repeats_text(step)
-        if callable(step.repeats):
-            count = len({member.sequence for member in members})
-            extra = (
-                f"repeats \u00d7{count}{_parallel_text(step)}, expanded at run time"
-                if members
-                else extra
-            )
+        extra = _instance_repeats_text(step, members)
         label = "\n".join(part for part in (header, extra, note) if part)
         lines = [
             f"{indent}subgraph {_quote(self.cluster_id(key))} {{",
