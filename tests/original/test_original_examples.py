@@ -4,10 +4,10 @@ config keys) and run as ``python runlyNNN.py`` on the default executor. Each bod
 ``progname step sequence recovery`` to ``ran.txt``; the tests check that order, the printed
 ``run()`` results and the statuses in the store against what the original documents.
 
-Not run as the original wrote them (see the scripts' first lines): a ``store=`` naming a
-Postgres (``pgdb2``) or a DATABASES sqlite entry (``sqfile00``) becomes the default store;
-``hosts=`` naming SSH hosts is kept and ignored on the local executor (one warning);
-runly005/runly110 (a relative import run as a script, spawn start method plus SSH hosts) and
+Not run as the original wrote them (see the scripts' first lines): runly005's relative
+import is absolute; a ``store=`` naming a Postgres (``pgdb2``) or a DATABASES sqlite entry
+(``sqfile00``) becomes the default store; ``hosts=`` naming SSH hosts is kept and ignored on
+the local executor (one warning); runly110 (runly005 with SSH hosts and a Postgres store) and
 runly070/runly170 (Postgres, a 30 s / 10 s delay on SSH hosts) are left out.
 """
 
@@ -163,3 +163,14 @@ def test_runly060_leaves_share_a_pool_over_range_repeats(tmp_path):
         ("prog3", "s1_s12", "1.2", 0), ("prog4", "s2", "1", 0),
     ]  # fmt: skip
     assert len(latest(tmp_path, "runly060.run.db", run_id)) == 14
+
+
+def test_runly005_step_objects_under_the_spawn_start_method(tmp_path):
+    done = run_script(tmp_path, "runly005.py")
+    [(ok, run_id)] = results(done.stdout)
+    assert ok
+    assert ran(tmp_path) == [
+        ("prog1", "s1_s111", "1.1", 0), ("prog3", "s1_s12", "1.1", 0),
+        ("prog2", "s1_s112", "1.1", 0), ("prog4", "s2", "1", 0),
+    ]  # fmt: skip
+    assert set(latest(tmp_path, "runly005.run.db", run_id).values()) == {"success"}
