@@ -147,3 +147,35 @@ def test_nested_parallel_containers(executor, backend, tmp_path):
     assert sequences == [f"outer_inner_leaf/1.{i}.{k}" for i in (1, 2) for k in (1, 2, 3)]
     if executor != "serial":  # all six leaves at once, as far as the backend's workers allow
         assert most_at_once(run.intervals("outer_inner_leaf")) >= WORKERS
+
+
+def test_container_resources_are_held_once_child_resources_per_iteration(
+    executor, backend, tmp_path
+):
+    held = seq.ResourcePool(f"held-{executor}", policy={"resource_limit": 1}).load()
+    slots = seq.ResourcePool(f"slots-{executor}", policy={"resource_limit": 2}).load()
+    flow = new_flow(backend, tmp_path)
+    box = flow.add_step("box", repeats=range(6), parallel=0, acquires=[(held, 1)])
+    box.add_step("work", func=hold, args=(0.1,), acquires=[(slots, 1)])
+    flow.add_step("other", func=hold, acquires=[(held, 1)])  # waits for the whole container
+    run = run_core(flow, backend)
+    assert run.result is True
+    work = run.intervals("box_work")
+    assert len(work) == 6  # the container's one unit of `held` served all six iterations
+    assert most_at_once(work) == (2 if executor != "serial" else 1)  # `slots` per iteration
+    assert run.outcome("other/1").started >= max(end for _, end in work)
+
+
+def six_items() -> list[str]:
+    return [f"file-{k}" for k in range(6)]
+
+
+def test_a_callable_repeats_runs_in_parallel_too(executor, backend, tmp_path):
+    flow = new_flow(backend, tmp_path)
+    box = flow.add_step("box", repeats=six_items, parallel=3)
+    box.add_step("a", func=hold, args=(0.5,))  # long enough to overlap on a loaded Dask
+    run = run_core(flow, backend)
+    assert run.result is True
+    found = spans(run, "box_")
+    assert sorted(found) == [f"1.{k}" for k in range(1, 7)]
+    assert most_at_once(list(found.values())) == (3 if executor != "serial" else 1)
