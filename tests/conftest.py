@@ -1,7 +1,9 @@
 """Shared fixtures: flows per executor on an in-memory store, and a journal of step calls.
 
 ``executor`` is parametrised over every backend; a backend that cannot run here is skipped
-with the reason, loudly (``-rs`` shows it), never silently.
+with the reason, loudly (``-rs`` shows it), never silently. Every test parametrised with
+``"dask"`` (an executor name) is marked ``slow``: a Dask cluster takes seconds to start and
+each of its first tasks more, so ``-m "not slow"`` leaves them to the full run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ _MODULES = {
     "loky": "sequent.executors.loky",
     "dask": "sequent.executors.dask",
 }
+
+
+def pytest_collection_modifyitems(items) -> None:  # noqa: ANN001 - pytest hook
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "dask" in callspec.params.values():
+            item.add_marker(pytest.mark.slow)
 
 
 class Journal:
@@ -88,8 +97,9 @@ def dask_client():
 
 
 @pytest.fixture(scope="module")
-def _warm_backends():
-    """Backends kept warm across one test module (worker pools are slow to start)."""
+def warm_backends():
+    """Backends kept warm across one test module (worker pools are slow to start), shut down
+    at its end; tests borrow them through ``lend`` or ``backend``."""
     made: dict = {}
     yield made
     for backend in made.values():
@@ -97,11 +107,21 @@ def _warm_backends():
 
 
 @pytest.fixture
-def backend(executor, _warm_backends):
-    """The ``executor``'s backend, shared by the tests of a module (see tests/corerun.py)."""
+def lend(warm_backends, request):
+    """``lend(name)``: the module's warm backend ``name`` (dask: on the session's cluster)."""
     from corerun import lend_backend
 
-    return lend_backend(executor, _warm_backends)
+    def lend(name: str):
+        client = request.getfixturevalue("dask_client") if name == "dask" else None
+        return lend_backend(name, warm_backends, client)
+
+    return lend
+
+
+@pytest.fixture
+def backend(executor, lend):
+    """The ``executor``'s warm backend, lent to one test (see tests/corerun.py)."""
+    return lend(executor)
 
 
 @pytest.fixture

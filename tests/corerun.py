@@ -42,10 +42,18 @@ class SharedBackend:
         pass
 
 
-def lend_backend(executor: str, warm: dict[str, Any]) -> SharedBackend:
-    """The module's warm backend for ``executor`` (created on first use), lent to one test."""
+def lend_backend(executor: str, warm: dict[str, Any], dask_client: Any = None) -> SharedBackend:
+    """The module's warm backend for ``executor`` (created on first use), lent to one test.
+
+    ``dask_client``: run dask steps on that (the session's) cluster instead of a new one.
+    """
     if executor not in warm:
-        warm[executor] = create_backend(executor, max_workers=WORKERS)
+        if executor == "dask" and dask_client is not None:
+            from sequent.executors.dask import DaskBackend
+
+            warm[executor] = DaskBackend(client=dask_client)
+        else:
+            warm[executor] = create_backend(executor, max_workers=WORKERS)
     return SharedBackend(warm[executor])
 
 

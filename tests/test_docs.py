@@ -134,6 +134,7 @@ def tutorial_script() -> tuple[str, list[str]]:
     return script, expected
 
 
+@pytest.mark.slow
 def test_tutorial_runs_as_written(tmp_path):
     script, expected = tutorial_script()
     assert len(expected) >= 6, "the tutorial should state what its script prints (# prints:)"
@@ -253,6 +254,7 @@ def test_every_example_is_named_in_the_docs_and_exists():
 # -- the site builds --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     missing = [
         module for module in ("mkdocs", "mkdocstrings") if importlib.util.find_spec(module) is None

@@ -103,6 +103,7 @@ def check_pitch(folder: Path) -> None:
     assert pitch_starts(again.stdout) == [], "a recover of a successful run reruns nothing"
 
 
+@pytest.mark.slow
 def test_pitch_through_the_command_line(tmp_path):
     """The tutorial's command-line story: PITCH_FAIL=C2 sequent run, then sequent recover."""
     if importlib.util.find_spec("sequent.cli") is None:

@@ -291,6 +291,7 @@ def test_a_mark_by_hand_is_marked_in_show_and_the_report(tmp_path, browser):
 # -- in headless Chromium ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_seed_recovery_report_in_chromium(seed_store, browser, tmp_path):
     store_path, run_id = seed_store
     page = report(store_path, run_id, tmp_path)
@@ -315,6 +316,7 @@ document.querySelector('svg.timeline g.row.group text.tog')
 </script></body>"""
 
 
+@pytest.mark.slow
 def test_zooming_and_closing_a_group_redraw_the_timeline(seed_store, browser, tmp_path):
     store_path, run_id = seed_store
     page = report(store_path, run_id, tmp_path)
@@ -331,6 +333,7 @@ def test_zooming_and_closing_a_group_redraw_the_timeline(seed_store, browser, tm
     assert_drawn_height(after, 2)
 
 
+@pytest.mark.slow
 def test_report_of_a_run_with_retries_in_chromium(retry_store, browser, tmp_path):
     store_path, run_id = retry_store
     page = report(store_path, run_id, tmp_path)
@@ -346,6 +349,7 @@ def test_report_of_a_run_with_retries_in_chromium(retry_store, browser, tmp_path
     assert_filtered(browser, tmp_path / "p", page, "failure", [[]])
 
 
+@pytest.mark.slow
 def test_report_of_an_interrupted_run_in_chromium(stopped_store, browser, tmp_path):
     store_path, run_id = stopped_store
     with read_store(store_path) as store:

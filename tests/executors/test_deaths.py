@@ -125,6 +125,7 @@ def test_process_death_fails_only_the_dying_step(mode, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["exit", "sigkill", "segfault"])
+@pytest.mark.slow
 def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp_path, caplog):
     """loky breaks its whole pool when one worker dies; the step running beside it in another
     worker is resubmitted (not a try), and the independent branch after it runs on."""

@@ -188,6 +188,7 @@ finally:
 
 
 @pytest.mark.parametrize("name", ["thread", "process", "loky"])
+@pytest.mark.slow
 def test_interrupting_a_run_kills_the_program_group(name, tmp_path):
     """SIGINT to the orchestrator: the step is recorded interrupted; its program's group dies."""
     import signal

@@ -138,6 +138,7 @@ def run_script(folder: Path, name: str, text: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_seed_simple_example_runs_as_a_script(variant, tmp_path):
     output = run_script(tmp_path, "runly00.py", script(SIMPLE, variant))
@@ -160,6 +161,7 @@ def test_seed_simple_example_runs_as_a_script(variant, tmp_path):
     assert (tmp_path / "runly00.run.db").exists()  # the default store, next to the script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_seed_recovery_example_runs_as_a_script(variant, tmp_path):
     output = run_script(tmp_path, "runly04.py", script(RECOVERY, variant))

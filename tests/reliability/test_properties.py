@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corerun import lend_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -147,6 +148,7 @@ def _no_start_after_stop(observed: Observed, model: flowgen.Expected, executor: 
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(spec=flowgen.flows())
+@pytest.mark.slow
 def test_every_executor_ends_as_the_model_says(spec: flowgen.FlowSpec, tmp_path_factory) -> None:
     """(a) runs end, every reached node terminal; (b) serial and thread agree with the model."""
     tally("flows generated (serial+thread vs model)")
@@ -165,15 +167,6 @@ def test_every_executor_ends_as_the_model_says(spec: flowgen.FlowSpec, tmp_path_
 REMOTE = {"process": "sequent.executors.process", "loky": "sequent.executors.loky"}
 
 
-@pytest.fixture(scope="module")
-def warm_backends():
-    """One backend per process-based executor for the whole module (their pools start slowly)."""
-    backends: dict[str, Any] = {}
-    yield backends
-    for backend in backends.values():
-        backend.shutdown()
-
-
 QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 DYING_FLOWS = flowgen.flows(leaf_kinds=("ok", "ok", "boom", "die"), max_siblings=3)
 
@@ -188,6 +181,7 @@ def test_process_executor_ends_as_the_model_says(
     _check_remote("process", spec, warm_backends, tmp_path_factory)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=QUIET)
 @given(spec=DYING_FLOWS)
 def test_loky_executor_ends_as_the_model_says(
@@ -206,12 +200,11 @@ def _check_remote(executor: str, spec: flowgen.FlowSpec, warm: dict[str, Any], t
         importlib.import_module(REMOTE[executor])
     except ImportError as exc:
         pytest.skip(f"executor {executor!r} unavailable: {exc}")
-    if executor not in warm:
-        warm[executor] = create_backend(executor, max_workers=4)
+    backend = lend_backend(executor, warm)  # the module's warm pool (conftest.warm_backends)
     tally(f"flows generated ({executor} vs model)")
     tally("faults injected (worker deaths in generated flows)", _deaths(spec))
     model = flowgen.expected(spec)
-    observed = run(spec, executor, str(tmp.getbasetemp() / "logs"), backend=warm[executor])
+    observed = run(spec, executor, str(tmp.getbasetemp() / "logs"), backend=backend)
     check_against_model(observed, model, executor)
 
 
@@ -243,6 +236,7 @@ def _executions(log_file: Path) -> list[tuple[str, int, str]]:
     spec=flowgen.flows(leaf_kinds=("logged", "flaky"), max_siblings=3),
     executor=st.sampled_from(("serial", "thread")),
 )
+@pytest.mark.slow
 def test_recover_runs_converge_without_rerunning_successes(
     spec: flowgen.FlowSpec, executor: str, tmp_path_factory
 ) -> None:

@@ -17,6 +17,7 @@ from .storehelp import finish, query, start
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_two_processes_share_a_store_file(folder):
     store = folder / "shared.run.db"
     go = folder / "go"

@@ -50,6 +50,7 @@ def _gone(pid: int, seconds: float = 10) -> bool:
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process"])
+@pytest.mark.slow
 def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
     store = folder / "interrupt.run.db"
     process = start("interrupt", "restart", store, folder, EXECUTOR=executor)
@@ -90,6 +91,7 @@ def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
+@pytest.mark.slow
 def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, executor):
     """SIGINT while a step runs: the run is recorded and ends within 2 s (KeyboardInterrupt
     from ``run()``); a thread step cannot be stopped but no longer keeps the process alive; a
@@ -129,6 +131,7 @@ def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, e
     assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
 
 
+@pytest.mark.slow
 def test_an_application_handler_gets_the_signal_and_run_returns_false(folder):
     store = folder / "interrupt.run.db"
     process = start("interrupt", "restart", store, folder, SLOW="1", CUSTOM_SIGTERM="1")
