@@ -2,6 +2,7 @@
 
 from .context import StepContext, current
 from .errors import (
+    ClusterError,
     ConfigError,
     CycleError,
     DefinitionError,
@@ -15,6 +16,7 @@ from .errors import (
     ResourceError,
     SequentError,
     StoreError,
+    UnknownHostError,
     UnknownStepError,
 )
 from .flow import Sequent
@@ -49,6 +51,7 @@ __all__ = [
     "STEP_SKIP",
     "STEP_SUCCESS",
     "And",
+    "ClusterError",
     "ConfigError",
     "CycleError",
     "DefinitionError",
@@ -74,6 +77,7 @@ __all__ = [
     "StepReplay",
     "StepStatus",
     "StoreError",
+    "UnknownHostError",
     "UnknownStepError",
     "and_",
     "current",
