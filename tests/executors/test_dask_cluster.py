@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -496,3 +497,27 @@ def test_a_lost_scheduler_fails_the_running_step_with_the_schedulers_reason(tmp_
 def touch_and_sleep(path: str, seconds: float) -> None:
     Path(path).write_text("")
     time.sleep(seconds)
+
+
+def test_a_step_its_worker_cannot_load_fails_with_the_workers_traceback(
+    live, tmp_path, monkeypatch
+):
+    (tmp_path / "only_here.py").write_text("def helper():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from only_here import helper  # importable here, not on the workers
+
+    flow = flow_on(live, tmp_path)
+    flow.add_step("unloadable", func=helper)
+    try:
+        assert flow.run() is False
+    finally:
+        flow.close()
+        sys.modules.pop("only_here", None)
+    (node,) = open_store(flow.store_path).nodes(flow.run_id)
+    assert re.match(
+        r"ModuleNotFoundError: the step could not be loaded on worker w[12] tcp://127\.0\.0\.1:"
+        r"\d+: No module named 'only_here'",
+        node["error"],
+    )
+    assert "Traceback (most recent call last)" in node["traceback"]
+    assert "pickle.loads(payload)" in node["traceback"]
