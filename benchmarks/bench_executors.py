@@ -260,6 +260,52 @@ def print_dask_flows(times: dict[str, list[float]], fan: int, chain: int) -> Non
     )
 
 
+def local_fans(fan: int, repeat: int, logdir: str) -> dict[str, dict[str, float]]:
+    """Seconds of a fan of ``fan`` no-op steps (``max_concurrent`` 0, warm pool) on process and
+    loky, and of the raw executor's ``map`` of the same function (a ``ProcessPoolExecutor`` of
+    as many workers as CPUs; the backend's own loky pool), interleaved, medians of ``repeat``."""
+    import os
+
+    figures: dict[str, dict[str, float]] = {}
+    for name in ("process", "loky"):
+        flow = seq.Sequent(
+            name=f"fan-{name}",
+            store=":memory:",
+            executor=name,
+            logging_level=logging.WARNING,
+            config={"max_concurrent": 0, "logdir": logdir},
+        )
+        for number in range(fan):
+            flow.add_step(f"s{number}", func=noop)
+        if name == "process":
+            context = multiprocessing.get_context("fork")
+            pool: Any = ProcessPoolExecutor(os.cpu_count(), mp_context=context)
+        else:
+            pool = create_backend("loky")._live_pool()
+        assert flow.run()  # warm both
+        list(pool.map(noop_arg, range(fan)))
+        samples: dict[str, list[float]] = {"raw map": [], "sequent fan": []}
+        for _ in range(repeat):
+            started = time.perf_counter()
+            list(pool.map(noop_arg, range(fan)))
+            samples["raw map"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            assert flow.run()
+            samples["sequent fan"].append(time.perf_counter() - started)
+        flow.close()
+        pool.shutdown()
+        figures[name] = {key: statistics.median(values) for key, values in samples.items()}
+    return figures
+
+
+def print_local_fans(figures: dict[str, dict[str, float]], fan: int) -> None:
+    print(f"\na fan of {fan} no-op steps, max_concurrent 0 (seconds, medians):")
+    print(f"{'executor':10} {'raw map':>8} {'sequent':>8} {'ratio':>7}   target 2x")
+    for name, times in figures.items():
+        raw, ours = times["raw map"], times["sequent fan"]
+        print(f"{name:10} {raw:8.3f} {ours:8.3f} {ours / raw:6.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -304,6 +350,7 @@ def main() -> None:
         "flow.run() per step\n(scheduling, SQLite store, logs included). Target: backend/raw "
         "within 1.5x."
     )
+    print_local_fans(local_fans(options.fan, options.repeat, logdir), options.fan)
     if not options.no_dask:
         times = dask_flows(options.fan, options.chain, options.repeat)
         print_dask_flows(times, options.fan, options.chain)

@@ -223,10 +223,14 @@ def check_sendable(plan: Plan, executor: str) -> None:
     """Raise ``NotSendableError`` for the first step whose func or arguments cannot be pickled."""
     import cloudpickle  # only runs whose steps go to other processes need it
 
+    checked: dict[int, Any] = {}  # values already pickled (kept, so their ids stay theirs)
     for step in plan.index.steps.values():
         if step.is_container:
             continue
         for what, value in _parts(step):
+            if id(value) in checked:
+                continue  # one function shared by many steps is pickled once
+            checked[id(value)] = value
             try:
                 cloudpickle.dumps(value)
             except Exception as exc:

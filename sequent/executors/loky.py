@@ -62,8 +62,9 @@ from ..errors import ExecutorError
 from ..program import kill_programs
 from ..status import StepStatus
 from .logstream import LogSender, LogServer
+from .payload import Packer, unpack
 from .process_worker import pack_outcome
-from .worker import Outcome, Task, describe, dumps, execute, export_environ
+from .worker import Outcome, Task, describe, execute, export_environ
 
 log = logging.getLogger("sequent")
 
@@ -117,6 +118,7 @@ class LokyBackend:
         self._running: dict[Future[Outcome], _Call] = {}
         self._pool: Any = None
         self._logs: LogServer | None = None
+        self._packer = Packer()
         fd, self._table_path = tempfile.mkstemp(prefix="sequent-loky-", suffix=".slots")
         os.ftruncate(fd, SLOTS * _SLOT.size)
         self._table = mmap.mmap(fd, SLOTS * _SLOT.size)
@@ -127,7 +129,7 @@ class LokyBackend:
         """Run ``task`` in the pool; its death or a breakage of the pool becomes an outcome."""
         if self._closed:
             raise ExecutorError("the loky executor was shut down; create a new flow")
-        call = _Call(task, dumps(task))
+        call = _Call(task, self._packer.pack(task))
         with self._lock:
             self._running[call.outer] = call
         self._send(call)
@@ -346,7 +348,7 @@ def _call(payload: bytes, token: int, table_path: str, log_address: str | None =
             table = _tables[table_path] = mmap.mmap(handle.fileno(), SLOTS * _SLOT.size)
         signal.signal(signal.SIGUSR1, _on_sigusr1)
     offset = (token % SLOTS) * _SLOT.size
-    task: Task = pickle.loads(payload)
+    task = unpack(payload)
     context = task.context
     step = (context.run_id, context.name, context.sequence, context.retry)
     export_environ(task)

@@ -53,6 +53,7 @@ from typing import Any
 from ..errors import ExecutorError
 from ..status import StepStatus
 from .logstream import LogServer
+from .payload import Packer
 from .process_worker import pack_outcome, serve
 from .worker import Outcome, Task, describe, dumps, export_environ
 
@@ -126,6 +127,7 @@ class ProcessBackend:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._logs: LogServer | None = None
+        self._packer = Packer()
         self._closed = False
 
     # -- the orchestrator's side ------------------------------------------------------------
@@ -133,7 +135,7 @@ class ProcessBackend:
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
         """Send ``task`` to an idle worker (starting one if the pool may grow) or queue it."""
         future: Future[Outcome] = Future()
-        job = _Job(dumps(task), future, task)
+        job = _Job(self._packer.pack(task), future, task)
         with self._lock:
             if self._closed:
                 raise ExecutorError("the process executor was shut down; create a new flow")

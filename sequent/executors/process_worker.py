@@ -18,6 +18,7 @@ from typing import Any
 from ..program import kill_programs
 from ..status import StepStatus
 from .logstream import LogSender
+from .payload import unpack
 from .worker import Outcome, describe, dumps, execute, export_environ
 
 
@@ -63,7 +64,7 @@ def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
     logged (inside the outcome where there is none).
     """
     try:
-        task = pickle.loads(data)
+        task = unpack(data)
     except Exception as exc:
         return Outcome(
             status=StepStatus.failure,
