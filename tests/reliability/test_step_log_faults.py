@@ -45,22 +45,23 @@ def test_lines_logged_before_a_timeout_are_in_the_step_log(executor, make_flow, 
     if executor == "loky":
         pytest.importorskip("loky")
     # serial cannot stop a step: it judges the time taken once the step returns
-    hang = 1.5 if executor == "serial" else 30.0
+    hang = 3.5 if executor == "serial" else 30.0
     flow = make_flow(executor, name="timeouts", max_concurrent=0)
-    # Warm the pool first, one step per worker: a timeout counts from the submission.
+    # Warm the pool first, one step per worker: a timeout counts from the submission, and
+    # a loaded machine may take a while to hand a step to a worker.
     warm = [flow.add_step(f"warm{n}", func=time.sleep, args=(0.3,)) for n in range(WORKERS)]
     after = tuple((step, seq.STEP_SUCCESS) for step in warm)
-    flow.add_step("py", func=chatty_then_hang, args=(hang,), timeout=1.0, requires=after)
+    flow.add_step("py", func=chatty_then_hang, args=(hang,), timeout=3.0, requires=after)
     script = f"for i in 1 2 3; do echo out $i; echo err $i >&2; done; sleep {hang}"
     prog = seq.Program(["sh", "-c", script])
-    flow.add_step("prog", func=prog, timeout=1.0, requires=after)
+    flow.add_step("prog", func=prog, timeout=3.0, requires=after)
     started = time.monotonic()
     assert flow.run() is False
     assert time.monotonic() - started < 20
     py = _step_log(tmp_path, flow, "py")
     for number in range(1, 6):
         assert f"line {number} before the timeout" in py, py
-    assert "TimeoutError: step 'py' timed out after 1.0 s" in py
+    assert "TimeoutError: step 'py' timed out after 3.0 s" in py
     assert py.index("line 5 before") < py.index("TimeoutError")
     prog = _step_log(tmp_path, flow, "prog")
     for number in (1, 2, 3):

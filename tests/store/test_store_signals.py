@@ -21,8 +21,9 @@ from .storehelp import finish, query, ran_count, start
 
 
 def _wait_for(path, process, seconds: float = 30) -> None:
+    """Wait until the step has written ``path`` (its pid in it: not just created)."""
     deadline = time.monotonic() + seconds
-    while not path.exists():
+    while not (path.exists() and path.read_text().strip()):
         assert process.poll() is None, f"child ended early: {finish(process)}"
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.005)
@@ -102,7 +103,10 @@ def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, e
     process.send_signal(signal.SIGINT)
     signalled = time.monotonic()
     status, out, err = finish(process, timeout=30)
-    assert time.monotonic() - signalled < 2.0, f"the run took {time.monotonic() - signalled} s"
+    took = time.monotonic() - signalled
+    # In-process steps end with the process; a worker pool is stopped and shut down first,
+    # which takes longer on a loaded machine.
+    assert took < (2.0 if executor in ("serial", "thread") else 5.0), f"the run took {took} s"
     assert status != 0
     assert "KeyboardInterrupt" in err
     assert "result=" not in out
