@@ -25,20 +25,28 @@ logger = logging.getLogger(__name__)
 INBOX = Path(tempfile.mkdtemp(prefix="sequent-inbox-"))
 
 
-def extract(count):
+def extract(count: int) -> None:
     """Stand in for an extract: write ``count`` input files."""
     for number in range(1, count + 1):
         (INBOX / f"part-{number:02}.csv").write_text("row\n" * number)
     logger.info("extract wrote %d files to %s", count, INBOX)
 
 
-def input_files():
+def input_files() -> list[Path]:
     """The files ``extract`` wrote: the container's iterations, one per file."""
     return sorted(INBOX.glob("*.csv"))
 
 
-def count():
-    path = seq.current().item  # this iteration's file
+def this_file() -> Path:
+    """The file of the iteration this step runs in (its repeat value)."""
+    context = seq.current()
+    assert context is not None, "called outside a step"
+    path: Path = context.item
+    return path
+
+
+def count() -> None:
+    path = this_file()  # this iteration's file
     logger.info("count starts %s", path.name)
     time.sleep(0.3)  # stands in for real work
     rows = len(path.read_text().splitlines())
@@ -46,18 +54,18 @@ def count():
     logger.info("count done %s: %d rows", path.name, rows)
 
 
-def publish():
-    path = seq.current().item
+def publish() -> None:
+    path = this_file()
     rows = path.with_suffix(".rows").read_text()
     logger.info("publish %s (%s rows)", path.name, rows)
 
 
-def report():
+def report() -> None:
     total = sum(int(p.read_text()) for p in INBOX.glob("*.rows"))
     logger.info("report: %d rows in %d files", total, len(input_files()))
 
 
-def build():
+def build() -> seq.Sequent:
     flow = seq.Sequent(name="parallel_files", config={"max_concurrent": 0})
     success = seq.StepStatus.success
     first = flow.add_step("extract", func=extract, args=(8,))

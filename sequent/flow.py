@@ -356,10 +356,13 @@ class Sequent:
             self._backend = create_backend(self.executor, **self._backend_options())
         if self._store is None:
             self._store = open_store(self.store_path)
-        finished = run_flow(plan, self._backend, self._store, options)
+        finished = run_flow(plan, self._backend, self._store, options, begun=self._begun)
         self._last_run_id = finished.run_id
         redeliver(finished.interrupted_by)
         return finished.result
+
+    def _begun(self, run_id: str) -> None:
+        self._last_run_id = run_id
 
     def _backend_options(self) -> dict[str, Any]:
         from .executors import DEFAULT_EXECUTOR, backend_name

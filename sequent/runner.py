@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -70,8 +70,17 @@ class Finished:
     interrupted_by: str | None = None
 
 
-def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Finished:
+def run_flow(
+    plan: Plan,
+    backend: Any,
+    store: Any,
+    options: FlowOptions,
+    begun: Callable[[str], None] | None = None,
+) -> Finished:
     """Run ``plan`` once on ``backend``, recording into ``store`` (a restart or a recover).
+
+    ``begun`` is called with the run id as soon as the run is recorded, so a caller knows which
+    run it was even when the run then ends with an exception (a store that fills up mid-run).
 
     Raises ``NotSendableError`` when a step cannot reach a remote executor's workers,
     ``SelectionError`` for ``only``/``rerun`` that cannot work, the store's
@@ -87,6 +96,8 @@ def run_flow(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> Fini
         prepare(plan, options.config)  # e.g. Dask: connect, resolve hosts=; raises before any write
     selection = choose_steps(plan, store, options)
     session, folder = _begin(plan, backend, store, options)
+    if begun is not None:
+        begun(session.run_id)
     tally = Tally(session)
     recorder: Any = tally
     display: Any = contextlib.nullcontext()

@@ -79,7 +79,9 @@ def test_100k_nodes_run_to_the_end(store, tmp_path):
     assert seconds < MAX_SECONDS, f"{NODES} nodes took {seconds:.0f} s"
     assert peak_mb < MAX_PEAK_MB, f"peak memory {peak_mb:.0f} MB"
     (run_log,) = (tmp_path / "logs" / "soak").glob("*/run.log")
-    assert run_log.read_text() == "", "a warning or an error was logged"  # level WARNING
+    # At level WARNING the run log holds only its closing line (SPEC 3.7: always written).
+    lines = run_log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("[ Processing finished with: success ]"), lines
     if store == "file":
         db = open_store(path)
         try:
