@@ -85,11 +85,13 @@ class Step:
                 f"cannot add step {name!r} to {self.path!r}: {self.path!r} has a func, and a "
                 f"container runs its children instead; drop func= from {self.path!r}"
             )
-        return self.flow._add(self, name, func, *args, **kwargs)
+        step: Step = self.flow._add(self, name, func, *args, **kwargs)
+        return step
 
     def add_event(self, requires: Any = None, **kwargs: Any) -> Event:
         """The same as ``flow.add_event``: the original had ``add_event`` on steps too."""
-        return self.flow.add_event(requires, **kwargs)
+        event: Event = self.flow.add_event(requires, **kwargs)
+        return event
 
     def define(self) -> StepDef:
         """The frozen definition of this step and everything below it.
@@ -134,7 +136,8 @@ def requirement(
 def _intern(flow: Any, expr: Expr) -> Expr:
     """One object per distinct expression of a flow: steps with equal requirements share it,
     so the compiler and the scheduler handle it once (a wide join of equal requirements)."""
-    return flow._expressions.setdefault(expr, expr)
+    shared: Expr = flow._expressions.setdefault(expr, expr)
+    return shared
 
 
 def _expression(flow: Any, value: Any, parent: Step | None, owner: str) -> Expr:

@@ -171,7 +171,7 @@ class _AtLevelOrClosing(logging.Filter):
         return record.levelno >= self.level or getattr(record, "sequent_closing", False)
 
 
-class _FileHandler(logging.StreamHandler):
+class _FileHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to a file opened in a ``LogFolder``; closes it when closed."""
 
     def close(self) -> None:

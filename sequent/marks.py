@@ -40,7 +40,7 @@ def parse_node(text: str) -> NodeKey:
 def check_markable(store: Any, run_id: str, key: NodeKey) -> dict[str, Any]:
     """The latest row of ``key`` in run ``run_id``; ``SelectionError`` unless it can be marked."""
     rows = {(row["path"], row["sequence"]): row for row in store.nodes(run_id)}
-    row = rows.get((key.path, key.sequence))
+    row: dict[str, Any] | None = rows.get((key.path, key.sequence))
     if row is None:
         known = [f"{path}@{sequence}" for path, sequence in rows][:12]
         raise SelectionError(

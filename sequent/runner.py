@@ -99,27 +99,9 @@ def run_flow(
     if begun is not None:
         begun(session.run_id)
     tally = Tally(session)
-    recorder: Any = tally
-    display: Any = contextlib.nullcontext()
-    if options.progress:
-        from .progress import LiveProgress
-
-        console = None if options.progress is True else options.progress
-        display = LiveProgress(plan, options.flow_name, session.run_id, console=console)
-        recorder = display.wrap(tally)
+    display, recorder = _display(plan, options, session.run_id, tally)
     with session.releasing(), display, RunLogging(folder, options.logging_level):
-        log.info("Sequent store file: %s", store.path)
-        log.info(
-            "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
-            session.run_id,
-            options.flow_name,
-            options.mode.value,
-            session.attempt,
-            backend.name,
-            folder.path,
-        )
-        for message in getattr(session, "differences", ()):
-            log.info("%s", message)
+        _opening_lines(backend, store, options, session, folder)
         _announce(plan, backend, options, session.run_id, prepared=prepare is not None)
         run_options = attrs.evolve(_run_options(plan, options, session), kept=selection.kept)
         previous = selection.previous(session.previous)
@@ -136,6 +118,35 @@ def run_flow(
                 word = "success" if result else "failure"
                 log.info("Processing finished with: %s", word, extra=CLOSING)
     return Finished(result, session.run_id, scheduler.interrupted_by)
+
+
+def _display(plan: Plan, options: FlowOptions, run_id: str, tally: Tally) -> tuple[Any, Any]:
+    """The live progress display (or a no-op) and the recorder that feeds it from ``tally``."""
+    if not options.progress:
+        return contextlib.nullcontext(), tally
+    from .progress import LiveProgress
+
+    console = None if options.progress is True else options.progress
+    display = LiveProgress(plan, options.flow_name, run_id, console=console)
+    return display, display.wrap(tally)
+
+
+def _opening_lines(
+    backend: Any, store: Any, options: FlowOptions, session: Any, folder: LogFolder
+) -> None:
+    """The run log's first lines: the store, the run, and how it differs from the last try."""
+    log.info("Sequent store file: %s", store.path)
+    log.info(
+        "Run %s of flow %r (%s, attempt %d) on the %s executor; logs in %s",
+        session.run_id,
+        options.flow_name,
+        options.mode.value,
+        session.attempt,
+        backend.name,
+        folder.path,
+    )
+    for message in getattr(session, "differences", ()):
+        log.info("%s", message)
 
 
 def _begin(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> tuple[Any, LogFolder]:

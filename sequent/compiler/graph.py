@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -72,7 +72,7 @@ def compile_flow(flow: FlowDef) -> Plan:
     gc.disable()  # compiling makes millions of objects that all live: nothing to collect
     try:
         nodes: dict[NodeKey, NodeSpec] = {}
-        iterations: dict = {}
+        iterations: dict[Any, Any] = {}
         iterations[ROOT] = expand_iterations(None, flow.steps, (None,), nodes, iterations)
         return Plan(flow=flow, index=index_steps(flow), nodes=nodes, iterations=iterations)
     finally:

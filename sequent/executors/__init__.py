@@ -65,7 +65,8 @@ def create_backend(spec: Any = None, **options: Any) -> Backend:
     if spec is None:
         spec = DEFAULT_EXECUTOR
     if not isinstance(spec, str) and hasattr(spec, "submit") and hasattr(spec, "remote"):
-        return spec  # one of sequent's backends (or one written like them)
+        given: Backend = spec  # one of sequent's backends (or one written like them)
+        return given
     if isinstance(spec, Executor):
         return GivenExecutor(spec)
     module, cls = _BACKENDS[backend_name(spec)]
@@ -76,7 +77,8 @@ def create_backend(spec: Any = None, **options: Any) -> Backend:
             f"executor {spec!r} is not available here ({exc}); install what it needs, "
             f"e.g. pip install 'sequent[dask]' for dask"
         ) from exc
-    return factory(**options)
+    backend: Backend = factory(**options)
+    return backend
 
 
 __all__ = [

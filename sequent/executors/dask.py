@@ -276,7 +276,7 @@ class DaskBackend:
             )
         )
 
-    def settle(self, done: distributed.Future, outcome: Outcome | None) -> None:
+    def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
         with self._lock:
             entry = self._running.pop(str(done.key), None)

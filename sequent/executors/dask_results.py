@@ -44,7 +44,7 @@ class Entry:
         self.future = future
         self.task = task
         self.placement = placement
-        self.dask: distributed.Future | None = None
+        self.dask: distributed.Future[Any] | None = None
         self.workers: list[str] | None = None
         self.announce = False
         self.cancelled = False
@@ -137,11 +137,11 @@ class Results:
     def __init__(self, backend: Any, client: distributed.Client) -> None:
         self.backend = backend
         self.client = client
-        self.queue: queue.SimpleQueue[distributed.Future | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[distributed.Future[Any] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self.run, name="sequent-dask-results", daemon=True)
         self.thread.start()
 
-    def put(self, done: distributed.Future) -> None:
+    def put(self, done: distributed.Future[Any]) -> None:
         self.queue.put(done)
 
     def stop(self) -> None:
@@ -161,7 +161,7 @@ class Results:
                 return
             self._fetch([done for done in batch if done is not None])
 
-    def _fetch(self, batch: list[distributed.Future]) -> None:
+    def _fetch(self, batch: list[distributed.Future[Any]]) -> None:
         finished = [done for done in batch if done.status == "finished"]
         values: list[Any] = []
         if finished:
@@ -217,11 +217,12 @@ def failure(error: str) -> Outcome:
     return Outcome(status=StepStatus.failure, error=error, started=now, ended=now)
 
 
-def outcome_of(done: distributed.Future, task: Task) -> Outcome:
+def outcome_of(done: distributed.Future[Any], task: Task) -> Outcome:
     """The step's outcome, or a failure saying how Dask failed it."""
     where = f"step {task.context.name!r} (sequence {task.context.sequence})"
     try:
-        return done.result(timeout=30)
+        outcome: Outcome = done.result(timeout=30)
+        return outcome
     except distributed.client.FutureCancelledError as exc:
         reason = getattr(exc, "reason", "unknown")
         if reason == "scheduler-connection-lost":

@@ -207,13 +207,14 @@ def dumps(value: Any) -> bytes:
 
     if not cloudpickle.list_registry_pickle_by_value():
         try:
-            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+            data: bytes = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except Exception:
             pass
         else:
             if b"__main__" not in data:
                 return data
-    return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    data = cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 _exported: dict[str, str] = {}

@@ -119,7 +119,7 @@ def load_structure(text: str | None, path: str, run_id: str, part: str) -> dict[
         return None
     where = f"run {run_id}'s structure ({part})"
     try:
-        structure = json.loads(text)
+        structure: dict[str, Any] = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise _damaged(path, f"{where} is not valid JSON ({exc})") from exc
     problem = _structure_problem(structure)
