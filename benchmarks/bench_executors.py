@@ -111,9 +111,9 @@ def measure(name: str, steps: int, logdir: str) -> dict[str, float]:
         loky_pool = backend._live_pool()  # the backend's own loky pool, used raw too
         raw = lambda: loky_pool.submit(noop).result()  # noqa: E731
     else:
-        from sequent.executors.dask import DaskBackend
+        from sequent.executors.dask import DaskExecutor
 
-        backend = DaskBackend(max_workers=1)
+        backend = DaskExecutor(max_workers=1)
         client = backend.client  # the backend's own local cluster, used raw too
         raw = lambda: client.submit(noop, pure=False).result()  # noqa: E731
     figures = timed({"raw": raw, "backend": lambda: backend.submit(step).result()}, steps)
@@ -186,14 +186,14 @@ def dask_flows(fan: int, chain: int, repeat: int) -> dict[str, list[float]]:
     """Seconds of each fan and chain measurement (sequent's flow and Dask alone), interleaved."""
     import distributed
 
-    from sequent.executors.dask import DaskBackend
+    from sequent.executors.dask import DaskExecutor
 
     cluster = DaskCluster(2)
     folder = tempfile.mkdtemp(prefix="sequent-bench-")
     try:
         client = distributed.Client(cluster.address, set_as_default=False)
         client.wait_for_workers(2, timeout=60)
-        backend = DaskBackend(client=client)
+        backend = DaskExecutor(client=client)
 
         def flow(shape: str, steps: int) -> seq.Sequent:
             made = seq.Sequent(

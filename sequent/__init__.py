@@ -85,10 +85,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # ``seq.DaskExecutor(address=...)`` without importing distributed for every user.
-    if name == "DaskExecutor":
-        from .executors.dask import DaskExecutor
+_EXECUTORS = {
+    "SerialExecutor": "serial",
+    "ThreadExecutor": "thread",
+    "ProcessExecutor": "process",
+    "LokyExecutor": "loky",
+    "DaskExecutor": "dask",
+}
 
-        return DaskExecutor
+
+def __getattr__(name: str) -> object:
+    # ``seq.DaskExecutor(address=...)``, ``seq.ProcessExecutor(max_workers=4)``: imported on
+    # first use, so ``import sequent`` imports neither distributed nor loky.
+    if name in _EXECUTORS:
+        from importlib import import_module
+
+        return getattr(import_module(f".executors.{_EXECUTORS[name]}", __name__), name)
     raise AttributeError(f"module 'sequent' has no attribute {name!r}")

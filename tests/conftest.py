@@ -136,9 +136,9 @@ def make_flow(tmp_path, request):
         config.setdefault("logdir", str(tmp_path / "logs"))
         backend = config.pop("backend", None)
         if backend is None and executor == "dask":
-            from sequent.executors.dask import DaskBackend
+            from sequent.executors.dask import DaskExecutor
 
-            backend = DaskBackend(client=request.getfixturevalue("dask_client"))
+            backend = DaskExecutor(client=request.getfixturevalue("dask_client"))
         flow = seq.Sequent(
             name=config.pop("name", "test"),
             store=config.pop("store", ":memory:"),

@@ -49,9 +49,9 @@ def lend_backend(executor: str, warm: dict[str, Any], dask_client: Any = None) -
     """
     if executor not in warm:
         if executor == "dask" and dask_client is not None:
-            from sequent.executors.dask import DaskBackend
+            from sequent.executors.dask import DaskExecutor
 
-            warm[executor] = DaskBackend(client=dask_client)
+            warm[executor] = DaskExecutor(client=dask_client)
         else:
             warm[executor] = create_backend(executor, max_workers=WORKERS)
     return SharedBackend(warm[executor])

@@ -13,19 +13,19 @@ from importlib import import_module
 from typing import Any
 
 from ..errors import ExecutorError
-from .base import ExecutorBackend
+from .base import ExecutorBackend, WrappedExecutor
 from .core import Backend, Recorder, RunOptions, Scheduler
 from .given import GivenExecutor
-from .serial import SerialBackend
-from .thread import ThreadBackend
+from .serial import SerialExecutor
+from .thread import ThreadExecutor
 from .worker import Outcome, Task, execute
 
 _BACKENDS = {
-    "serial": ("sequent.executors.serial", "SerialBackend"),
-    "thread": ("sequent.executors.thread", "ThreadBackend"),
-    "process": ("sequent.executors.process", "ProcessBackend"),
-    "loky": ("sequent.executors.loky", "LokyBackend"),
-    "dask": ("sequent.executors.dask", "DaskBackend"),
+    "serial": ("sequent.executors.serial", "SerialExecutor"),
+    "thread": ("sequent.executors.thread", "ThreadExecutor"),
+    "process": ("sequent.executors.process", "ProcessExecutor"),
+    "loky": ("sequent.executors.loky", "LokyExecutor"),
+    "dask": ("sequent.executors.dask", "DaskExecutor"),
 }
 
 _ALIASES = {
@@ -85,14 +85,15 @@ __all__ = [
     "DEFAULT_EXECUTOR",
     "Backend",
     "ExecutorBackend",
+    "WrappedExecutor",
     "GivenExecutor",
     "Outcome",
     "Recorder",
     "RunOptions",
     "Scheduler",
-    "SerialBackend",
+    "SerialExecutor",
     "Task",
-    "ThreadBackend",
+    "ThreadExecutor",
     "backend_name",
     "create_backend",
     "execute",

@@ -7,7 +7,7 @@ from concurrent.futures import Executor, Future
 from .worker import Outcome, Task, execute
 
 
-class ExecutorBackend:
+class WrappedExecutor:
     """A backend over a ``concurrent.futures.Executor``; it holds no scheduling logic.
 
     ``remote`` says whether steps run in another process (so their logs are captured and sent
@@ -45,3 +45,4 @@ class ExecutorBackend:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+ExecutorBackend = WrappedExecutor  # the name before 0.2

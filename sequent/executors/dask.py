@@ -52,7 +52,7 @@ log = logging.getLogger("sequent")
 HOSTS_WAIT = 60.0  # seconds an adaptive cluster has to bring a worker a step's hosts= names
 
 
-class DaskBackend:
+class DaskExecutor:
     """Steps run as Dask tasks on a cluster; see the module docstring and docs/dask.md.
 
     ``max_workers`` (or ``n_workers``) sizes the private local cluster (default: the number of
@@ -370,7 +370,7 @@ def _connect_timeout() -> float:
 
 
 #: The name the documentation and SPEC 3.2 use.
-DaskExecutor = DaskBackend
+DaskBackend = DaskExecutor  # the name before 0.2
 
 
 def _no_match(

@@ -24,7 +24,7 @@ CONNECT_TIMEOUT = 10.0
 
 @attrs.frozen
 class Connection:
-    """Where to find the cluster (the fields of ``DaskBackend`` that say so)."""
+    """Where to find the cluster (the fields of ``DaskExecutor`` that say so)."""
 
     address: str | None = None
     scheduler_file: str | None = None
@@ -49,12 +49,12 @@ class Connection:
         ]
         if len(given) > 1:
             raise ExecutorError(
-                f"DaskBackend takes one of address=, scheduler_file=, client= or cluster=, "
+                f"DaskExecutor takes one of address=, scheduler_file=, client= or cluster=, "
                 f"got {' and '.join(given)}; drop all but one"
             )
         if self.adapt is not None and (self.address or self.scheduler_file or client):
             raise ExecutorError(
-                "DaskBackend(adapt=...) scales a cluster object (cluster=...) or sequent's own "
+                "DaskExecutor(adapt=...) scales a cluster object (cluster=...) or sequent's own "
                 "local cluster; a scheduler reached by address is scaled by whoever runs it"
             )
         if self.scheduler_file is not None and not os.path.isfile(self.scheduler_file):
@@ -105,7 +105,7 @@ def _adapt(cluster: Any, adapt: Any) -> None:
         cluster.adapt(minimum=adapt[0], maximum=adapt[1])
     else:
         raise ExecutorError(
-            f"DaskBackend(adapt={adapt!r}): give True, (minimum, maximum) or a dict of "
+            f"DaskExecutor(adapt={adapt!r}): give True, (minimum, maximum) or a dict of "
             f"Cluster.adapt keywords"
         )
 
@@ -175,5 +175,5 @@ def _wait_for_workers(client: Any, connection: Connection) -> None:
         client.close()
         raise ClusterError(
             f"{connection.where()} has no worker (none joined within {connection.timeout:g} s); "
-            f"start a worker (dask worker ADDRESS) or give DaskBackend(adapt=...)"
+            f"start a worker (dask worker ADDRESS) or give DaskExecutor(adapt=...)"
         ) from exc

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 
-from .base import ExecutorBackend
+from .base import WrappedExecutor
 from .serial import InlineExecutor
 from .thread import DaemonThreadPool
 
 
-class GivenExecutor(ExecutorBackend):
+class GivenExecutor(WrappedExecutor):
     """Any ``concurrent.futures.Executor`` passed as ``executor=``: each step is submitted as
     ``executor.submit(execute, task)``, and nothing else is asked of it.
 

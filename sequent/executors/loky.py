@@ -94,7 +94,7 @@ class _Call:
         self.resubmits = 0
 
 
-class LokyBackend:
+class LokyExecutor:
     """Steps run in a loky process pool owned by this backend (shut down by ``shutdown``).
 
     ``max_workers`` sizes the pool (None: the number of CPUs); ``idle_timeout`` is how long
@@ -109,7 +109,7 @@ class LokyBackend:
             isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
         ):
             raise ExecutorError(
-                f"LokyBackend(max_workers={max_workers!r}): give a whole number >= 1 or None"
+                f"LokyExecutor(max_workers={max_workers!r}): give a whole number >= 1 or None"
             )
         self.max_workers = max_workers or os.cpu_count() or 1
         self.idle_timeout = idle_timeout
@@ -378,4 +378,6 @@ def _on_sigusr1(signum: int, frame: Any) -> None:
         raise StepKilled(f"step {step[1]!r} was stopped on request (a timeout or interruption)")
 
 
-__all__ = ["LokyBackend", "StepKilled"]
+LokyBackend = LokyExecutor  # the name before 0.2
+
+__all__ = ["LokyExecutor", "StepKilled"]

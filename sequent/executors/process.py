@@ -22,7 +22,7 @@ own group; SIGKILL follows after ``kill_grace`` seconds for a worker stuck in C 
 Start methods: ``fork`` (the default where available) lets a script without an
 ``if __name__ == "__main__":`` guard run flows, as the original library's examples do; payloads
 travel with cloudpickle, so functions defined in ``__main__`` and lambdas work with every start
-method. ``spawn`` and ``forkserver`` (``ProcessBackend(start_method="spawn")`` or
+method. ``spawn`` and ``forkserver`` (``ProcessExecutor(start_method="spawn")`` or
 ``config={"start_method": "spawn"}``) start clean interpreters, which import the main script
 again: such a script needs the guard. With ``fork``, the pool starts its first workers before
 its reader thread exists; workers started later to grow the pool or to replace a dead one are
@@ -86,7 +86,7 @@ class _Worker:
         self.killed = False
 
 
-class ProcessBackend:
+class ProcessExecutor:
     """Steps run in a warm pool of worker processes; a dead worker fails only its own step.
 
     ``max_workers`` caps the pool (None: it grows to what the run needs); ``start_method`` is a
@@ -108,7 +108,7 @@ class ProcessBackend:
             isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
         ):
             raise ExecutorError(
-                f"ProcessBackend(max_workers={max_workers!r}): give a whole number >= 1 or None"
+                f"ProcessExecutor(max_workers={max_workers!r}): give a whole number >= 1 or None"
             )
         method = start_method or default_start_method()
         if method not in multiprocessing.get_all_start_methods():
@@ -428,8 +428,10 @@ def _signal_group(process: Any, signum: int) -> None:
         pass
 
 
+ProcessBackend = ProcessExecutor  # the name before 0.2
+
 __all__ = [
-    "ProcessBackend",
+    "ProcessExecutor",
     "default_start_method",
     "dumps",
     "export_environ",

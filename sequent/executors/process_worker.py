@@ -1,6 +1,6 @@
 """The process backend's worker: a loop that runs the steps its orchestrator sends, one at a time.
 
-Started by ``ProcessBackend`` (``process.py``) in a process of its own session; what it owes
+Started by ``ProcessExecutor`` (``process.py``) in a process of its own session; what it owes
 the orchestrator is described there. Mutates only its own process: environment, signal
 handlers, the root logger's handlers.
 """
@@ -124,7 +124,7 @@ def _term_with_parent() -> None:
     """Ask Linux to SIGTERM this worker when its parent dies (``PR_SET_PDEATHSIG``).
 
     The kernel ties this to the thread that started the worker, so only workers started by the
-    main thread or the pool's reader thread ask for it (see ``ProcessBackend._spawn``).
+    main thread or the pool's reader thread ask for it (see ``ProcessExecutor._spawn``).
     Elsewhere, and for workers started by other threads, a worker notices the orchestrator's
     death at end-of-file on its pipe, after its current step.
     """

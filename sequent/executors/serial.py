@@ -7,7 +7,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from ..context import exported
-from .base import ExecutorBackend
+from .base import WrappedExecutor
 from .worker import Outcome, Task, execute
 
 
@@ -32,7 +32,7 @@ class InlineExecutor(Executor):
         return future
 
 
-class SerialBackend(ExecutorBackend):
+class SerialExecutor(WrappedExecutor):
     """Steps run one at a time in the thread that called ``run()``; timeouts cannot stop them."""
 
     name = "serial"
@@ -57,3 +57,5 @@ def _execute_exported(task: Task) -> Outcome:
     """``execute(task)`` with the step's variables in ``os.environ``, restored afterwards."""
     with exported(task.context):
         return execute(task)
+
+SerialBackend = SerialExecutor  # the name before 0.2

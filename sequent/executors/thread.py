@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from .base import ExecutorBackend
+from .base import WrappedExecutor
 from .worker import Task, execute, machine_failure
 
 _STOP = None
@@ -116,7 +116,7 @@ class DaemonThreadPool(Executor):
                 self._waiting += 1
 
 
-class ThreadBackend(ExecutorBackend):
+class ThreadExecutor(WrappedExecutor):
     """Steps run in daemon threads; a timed-out step is abandoned (a thread cannot be killed)."""
 
     name = "thread"
@@ -145,3 +145,5 @@ class ThreadBackend(ExecutorBackend):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+ThreadBackend = ThreadExecutor  # the name before 0.2

@@ -14,7 +14,7 @@ from sequent.status import StepStatus
 
 distributed = pytest.importorskip("distributed")
 
-from sequent.executors.dask import DaskBackend, DaskExecutor  # noqa: E402
+from sequent.executors.dask import DaskExecutor  # noqa: E402
 
 S = StepStatus
 
@@ -41,7 +41,7 @@ def named_cluster():
 
 
 def test_hosts_place_steps_on_the_named_workers(named_cluster, tmp_path):
-    backend = DaskBackend(address=named_cluster.scheduler_address)
+    backend = DaskExecutor(address=named_cluster.scheduler_address)
     try:
         flow = new_flow(backend, tmp_path)
         box = flow.add_step("box", repeats=[1, 2, 3])
@@ -80,7 +80,7 @@ def test_own_local_cluster_is_on_localhost_and_closed_by_shutdown(tmp_path):
 
 
 def test_a_dying_dask_worker_fails_its_step(dask_client, tmp_path):
-    backend = DaskBackend(client=dask_client)
+    backend = DaskExecutor(client=dask_client)
     flow = new_flow(backend, tmp_path)
     doomed = flow.add_step("doomed", func=os._exit, args=(5,))
     flow.add_step("after", func=where, requires=((doomed, S.failure),))
@@ -95,4 +95,4 @@ def test_a_dying_dask_worker_fails_its_step(dask_client, tmp_path):
 
 def test_address_and_client_together_are_refused(dask_client):
     with pytest.raises(ExecutorError, match="got address and client; drop all but one"):
-        DaskBackend(address="tcp://127.0.0.1:1", client=dask_client)
+        DaskExecutor(address="tcp://127.0.0.1:1", client=dask_client)

@@ -19,7 +19,7 @@ import pytest
 from corerun import new_flow, run_core
 from procs import alive, gone_within
 
-from sequent.executors.process import ProcessBackend
+from sequent.executors.process import ProcessExecutor
 from sequent.status import StepStatus
 
 S = StepStatus
@@ -105,7 +105,7 @@ def test_dying_worker_fails_its_step_and_the_flow_goes_on(name, mode, lend, tmp_
 def test_process_death_fails_only_the_dying_step(mode, tmp_path):
     folder = tmp_path / "meet"
     folder.mkdir()
-    backend = ProcessBackend(max_workers=2)
+    backend = ProcessExecutor(max_workers=2)
     try:
         flow = new_flow(backend, tmp_path)
         flow.add_step("doomed", func=die_with_company, args=(str(folder), mode))
@@ -131,9 +131,9 @@ def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp
     worker is resubmitted (not a try), and the independent branch after it runs on."""
     folder = tmp_path / "meet"
     folder.mkdir()
-    from sequent.executors.loky import LokyBackend
+    from sequent.executors.loky import LokyExecutor
 
-    backend = LokyBackend(max_workers=2)
+    backend = LokyExecutor(max_workers=2)
     try:
         flow = new_flow(backend, tmp_path, stop_on_exception=False)
         doomed = flow.add_step("doomed", func=die_with_company, args=(str(folder), mode))
@@ -164,7 +164,7 @@ def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp
 
 
 def test_process_pool_is_warm_one_worker_runs_consecutive_steps(tmp_path):
-    backend = ProcessBackend(max_workers=1)
+    backend = ProcessExecutor(max_workers=1)
     try:
         flow = new_flow(backend, tmp_path)
         first = flow.add_step("first", func=pid)
@@ -179,7 +179,7 @@ def test_process_pool_is_warm_one_worker_runs_consecutive_steps(tmp_path):
 def test_process_timeout_kills_the_worker_group_and_only_that(tmp_path):
     folder = tmp_path / "hang"
     folder.mkdir()
-    backend = ProcessBackend(max_workers=2)
+    backend = ProcessExecutor(max_workers=2)
     try:
         flow = new_flow(backend, tmp_path)
         flow.add_step("hang", func=hang_with_child, args=(str(folder),), timeout=0.5)
@@ -199,7 +199,7 @@ def test_process_timeout_kills_the_worker_group_and_only_that(tmp_path):
 
 
 def test_process_pool_shutdown_leaves_no_worker(tmp_path):
-    backend = ProcessBackend(max_workers=3)
+    backend = ProcessExecutor(max_workers=3)
     flow = new_flow(backend, tmp_path)
     for name in ("a", "b", "c"):
         flow.add_step(name, func=pid)
@@ -210,7 +210,7 @@ def test_process_pool_shutdown_leaves_no_worker(tmp_path):
 
 
 def test_process_spawn_start_method_runs_steps(tmp_path):
-    backend = ProcessBackend(max_workers=1, start_method="spawn")
+    backend = ProcessExecutor(max_workers=1, start_method="spawn")
     try:
         flow = new_flow(backend, tmp_path)
         doomed = flow.add_step("doomed", func=die, args=("exit",))

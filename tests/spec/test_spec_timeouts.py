@@ -22,10 +22,10 @@ import sequent as seq
     "pool a lone 0.2 s step with timeout=1 fails the same way (core/faults)",
 )
 def test_timeout_does_not_count_the_wait_for_a_worker(tmp_path, name):
-    from sequent.executors.loky import LokyBackend
-    from sequent.executors.process import ProcessBackend
+    from sequent.executors.loky import LokyExecutor
+    from sequent.executors.process import ProcessExecutor
 
-    backend = {"process": ProcessBackend, "loky": LokyBackend}[name](max_workers=1)
+    backend = {"process": ProcessExecutor, "loky": LokyExecutor}[name](max_workers=1)
     trace = str(tmp_path / "trace")
     try:
         with seq.Sequent(
