@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import ExecutorError
 from .base import ExecutorBackend, WrappedExecutor
-from .core import Backend, Recorder, RunOptions, Scheduler
+from .contract import Backend, Recorder, RunOptions
+from .core import Scheduler
 from .given import GivenExecutor
 from .serial import SerialExecutor
 from .thread import ThreadExecutor

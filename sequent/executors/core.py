@@ -12,94 +12,36 @@ State and data flow of one run:
 
 The loop blocks on the events queue (completion callbacks, signals) with a timeout equal to the
 next timer (delays, retry back-off, step timeouts): no polling. Every status change of a round
-is handed to the recorder and committed before any node it enables is submitted.
+is handed to the recorder and committed before any node it enables is submitted. What it
+needs of a backend and a recorder is in ``contract.py``; the backends' special cases of an
+outcome in ``outcomes.py``; signals in ``signals.py``.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import linecache
 import logging
 import queue
-import re
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any, Protocol
-
-import attrs
+from typing import Any
 
 from ..compiler import ROOT, NodeKey, NodeSpec, Plan
 from ..context import StepContext
 from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
+from .contract import Backend, Recorder, RunOptions
+from .outcomes import arrived, outcome_of, timed_out
+from .signals import install_signals
 from .state import Change, RunState
-from .worker import Outcome, Task, machine_failure
+from .worker import Outcome, Task
 
 log = logging.getLogger("sequent")
 
 RETRY_DELAY_CAP = 300.0
-
-
-class Backend(Protocol):
-    """What the core needs of an executor backend: submit a task, maybe kill it, shut down."""
-
-    name: str
-    remote: bool
-
-    def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]: ...
-
-    def kill(self, future: Future[Outcome]) -> bool: ...
-
-    def shutdown(self) -> None: ...
-
-
-class Recorder(Protocol):
-    """Where the core reports a run: buffered node records, committed by ``flush``."""
-
-    def node(
-        self,
-        key: NodeKey,
-        status: StepStatus,
-        *,
-        error: str | None = None,
-        replayed: bool = False,
-        outcome: Outcome | None = None,
-        retry: int = 0,
-    ) -> None: ...
-
-    def expanded(self, specs: list[NodeSpec]) -> None: ...
-
-    def flush(self) -> None: ...
-
-
-@attrs.frozen
-class RunOptions:
-    """How one run is scheduled: concurrency, stopping, rounds, and the step context's ids."""
-
-    run_id: str
-    flow_name: str
-    recovery: int = 0
-    max_concurrent: int = 1
-    max_loops: int = -1
-    stop_on_exception: Callable[[NodeSpec], bool] = lambda spec: True
-    step_config: Callable[[NodeSpec, str, Any], Any] = lambda spec, key, default: default
-    logger_name: str = "sequent.step"
-    handle_signals: bool = True
-    #: Step paths whose leaves keep their previous status without running (``--only``).
-    kept: frozenset[str] = frozenset()
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised in a step running in the scheduler's thread (serial) when a signal arrives."""
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
 
 
 class _Attempt:
@@ -157,7 +99,11 @@ class Scheduler:
 
     def run(self) -> bool:
         """Run the plan to its end; return True when no failure went unhandled."""
-        restore = self._install_signals()
+        restore = (
+            install_signals(self.events, self.backend)
+            if self.options.handle_signals
+            else lambda: None
+        )
         try:
             self.state.prepare()
             self._absorb()
@@ -232,7 +178,7 @@ class Scheduler:
             attempt = self._running.get(key)
             if attempt is None or attempt.token != token:
                 return  # a late outcome of an attempt that timed out or was interrupted
-            self._completed(attempt, _outcome_of(future))
+            self._completed(attempt, outcome_of(future))
         elif kind == "signal":
             self._interrupt(event[1])
 
@@ -250,17 +196,7 @@ class Scheduler:
             if attempt is None or attempt.token != token:
                 return
             self._kill(attempt)
-            timeout = attempt.spec.step.timeout
-            now = time.time()
-            self._completed(
-                attempt,
-                Outcome(
-                    status=StepStatus.failure,
-                    error=f"TimeoutError: step {key.path!r} timed out after {timeout} s",
-                    started=now - (timeout or 0),
-                    ended=now,
-                ),
-            )
+            self._completed(attempt, timed_out(key, attempt.spec.step.timeout))
 
     # -- from ready to running --------------------------------------------------------------
 
@@ -398,10 +334,7 @@ class Scheduler:
     def _completed(self, attempt: _Attempt, outcome: Outcome) -> None:
         key = attempt.key
         step = attempt.spec.step
-        _replay_logs(key, outcome)
-        outcome = _late(outcome, step.timeout, key)
-        if outcome.traceback and _DYNAMIC in outcome.traceback:
-            outcome = attrs.evolve(outcome, traceback=_named_frames(outcome.traceback, step.func))
+        outcome = arrived(key, step, outcome)
         if (
             outcome.status is StepStatus.failure
             and attempt.number < step.retries
@@ -515,32 +448,6 @@ class Scheduler:
             self.state.done(key, StepStatus.interrupted, f"interrupted by {reason}")
         self._timers.clear()
 
-    def _install_signals(self) -> Callable[[], None]:
-        if not self.options.handle_signals or threading.current_thread() is not (
-            threading.main_thread()
-        ):
-            return lambda: None
-        events, backend = self.events, self.backend
-
-        def on_signal(signum: int, frame: Any) -> None:
-            name = signal.Signals(signum).name
-            events.put(("signal", name))
-            if getattr(backend, "running_inline", False):
-                raise Interrupted(name)  # a serial step runs in this thread: stop it there
-
-        saved = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                saved[signum] = signal.signal(signum, on_signal)
-            except (ValueError, OSError):
-                pass
-
-        def restore() -> None:
-            for signum, handler in saved.items():
-                signal.signal(signum, handler)
-
-        return restore
-
     # -- helpers ----------------------------------------------------------------------------
 
     def _kill(self, attempt: _Attempt) -> None:
@@ -588,63 +495,3 @@ class Scheduler:
             outcome=outcome,
             retry=retry,
         )
-
-
-def _outcome_of(future: Future[Outcome]) -> Outcome:
-    """The outcome a finished future carries; the machinery's own failures become outcomes."""
-    try:
-        return future.result()
-    except BaseException as exc:  # noqa: BLE001 - a broken worker is a step failure
-        return machine_failure(exc)
-
-
-_DYNAMIC = '"<dynamic-code>"'
-_FRAME = re.compile(r'^( *)File "<dynamic-code>", line (\d+), in (.*)$', re.MULTILINE)
-
-
-def _named_frames(trace: str, func: Any) -> str:
-    """Put the step function's file (and source lines) back into a worker's traceback.
-
-    A function defined in the flow's script travels to worker processes by value, and its
-    frames then say ``<dynamic-code>``; it was defined in the file of ``func`` here.
-    """
-    filename = getattr(getattr(func, "__code__", None), "co_filename", None)
-    if not filename:
-        return trace
-
-    def frame(match: re.Match[str]) -> str:
-        indent, line, name = match.group(1), match.group(2), match.group(3)
-        source = linecache.getline(filename, int(line)).strip()
-        shown = f'{indent}File "{filename}", line {line}, in {name}'
-        return f"{shown}\n{indent}  {source}" if source else shown
-
-    return _FRAME.sub(frame, trace)
-
-
-def _late(outcome: Outcome, timeout: float | None, key: NodeKey) -> Outcome:
-    """A success that took longer than the step's timeout is a timeout failure.
-
-    The serial executor cannot interrupt a step, so its timer fires only after the step
-    returned; judging the recorded duration makes every executor give the same status.
-    """
-    if timeout and outcome.status is StepStatus.success and outcome.ended - outcome.started > (
-        timeout
-    ):
-        return attrs.evolve(
-            outcome,
-            status=StepStatus.failure,
-            value=None,
-            error=f"TimeoutError: step {key.path!r} timed out after {timeout} s",
-        )
-    return outcome
-
-
-def _replay_logs(key: NodeKey, outcome: Outcome) -> None:
-    """Re-emit the records a step logged in another process, as if logged here."""
-    for data in outcome.logs:
-        record = logging.makeLogRecord(data)
-        record.args = None
-        record.sequent_node = key
-        logger = logging.getLogger(data["name"])
-        if logger.isEnabledFor(record.levelno):
-            logger.handle(record)
