@@ -308,6 +308,7 @@ class Scheduler:
                     retry=attempt.number,
                 ),
                 remote=self.backend.remote,
+                timeout=step.timeout,
             )
             if step.timeout and not getattr(self.backend, "times_steps", False):
                 # (a backend that times steps itself counts from their start on a worker)

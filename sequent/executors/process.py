@@ -51,11 +51,10 @@ from multiprocessing import connection
 from typing import Any
 
 from ..errors import ExecutorError
-from ..status import StepStatus
 from .logstream import LogServer
 from .payload import Packer
-from .process_worker import pack_outcome, serve
-from .worker import Outcome, Task, describe, dumps, export_environ
+from .process_worker import STARTED, TIMED, pack_outcome, serve
+from .worker import Outcome, Task, describe, dumps, export_environ, machine_failure
 
 log = logging.getLogger("sequent")
 
@@ -67,13 +66,17 @@ def default_start_method() -> str:
 
 
 class _Job:
-    __slots__ = ("payload", "future", "context", "sent")
+    __slots__ = ("payload", "future", "context", "sent", "timeout", "began", "deadline")
 
     def __init__(self, payload: bytes, future: Future[Outcome], task: Task) -> None:
-        self.payload = payload
+        self.timeout = task.timeout
+        # A timed step's worker announces its start; its deadline counts from then.
+        self.payload = TIMED + payload if task.timeout else payload
         self.future = future
         self.context = task.context
         self.sent = 0.0
+        self.began = 0.0  # when its worker announced the start (time.time())
+        self.deadline = 0.0  # then: when it times out (time.monotonic()); 0: not started
 
 
 class _Worker:
@@ -97,6 +100,8 @@ class ProcessExecutor:
 
     name = "process"
     remote = True
+    #: Step timeouts count from the worker's start of the step, here (the core skips its own).
+    times_steps = True
 
     def __init__(
         self,
@@ -164,16 +169,7 @@ class ProcessExecutor:
             worker = next((w for w in self._workers if w.job and w.job.future is future), None)
             if worker is None or worker.killed:
                 return False
-            worker.killed = True
-            process = worker.process
-            _signal_group(process, signal.SIGTERM)
-            # Reap it here: an orchestrator that exits right after an interruption must not
-            # leave a zombie behind (an init that does not reap would keep it for good).
-            process.join(self.kill_grace)
-            if process.exitcode is None:  # stuck where the SIGTERM handler cannot run
-                _signal_group(process, signal.SIGKILL)
-                process.join()
-            self._drain(process.pid)  # what it logged before is in its log before its end
+            self._stop(worker)
             self._wake()
             return True
 
@@ -210,6 +206,19 @@ class ProcessExecutor:
         atexit.unregister(self.shutdown)
 
     # -- pool internals (called with the lock held) -----------------------------------------
+
+    def _stop(self, worker: _Worker) -> None:
+        """Kill a busy worker's group and reap it: SIGTERM, SIGKILL after ``kill_grace``."""
+        worker.killed = True
+        process = worker.process
+        _signal_group(process, signal.SIGTERM)
+        # Reap it here: an orchestrator that exits right after an interruption must not
+        # leave a zombie behind (an init that does not reap would keep it for good).
+        process.join(self.kill_grace)
+        if process.exitcode is None:  # stuck where the SIGTERM handler cannot run
+            _signal_group(process, signal.SIGKILL)
+            process.join()
+        self._drain(process.pid)  # what it logged before is in its log before its end
 
     def _busy(self) -> int:
         return sum(1 for w in self._workers if w.job is not None or w.killed)
@@ -309,7 +318,7 @@ class ProcessExecutor:
                             watched.add(worker)
                             selector.register(worker.conn, selectors.EVENT_READ, worker)
                             selector.register(worker.process.sentinel, selectors.EVENT_READ, worker)
-                events = selector.select()
+                events = selector.select(self._next_deadline())
                 done: list[tuple[_Job, Outcome]] = []
                 with self._lock:
                     if self._closed:
@@ -326,17 +335,42 @@ class ProcessExecutor:
                             selector.unregister(worker.conn)
                             selector.unregister(worker.process.sentinel)
                             self._bury(worker, done)
+                    self._expire(done)
                 for job, outcome in done:
                     self._resolve(job, outcome)
         finally:
             selector.close()
 
+    def _next_deadline(self) -> float | None:
+        """Seconds until the first timed step's deadline (None: no step is timed)."""
+        deadlines = [w.job.deadline for w in self._workers if w.job and w.job.deadline]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _expire(self, done: list[tuple[_Job, Outcome]]) -> None:
+        """Kill the workers whose steps ran past their timeout; those steps time out."""
+        now = time.monotonic()
+        for worker in self._workers:
+            job = worker.job
+            if job is None or not job.deadline or job.deadline > now or worker.killed:
+                continue
+            self._stop(worker)  # its sentinel fires next: the reader buries it then
+            error = f"TimeoutError: step {job.context.name!r} timed out after {job.timeout} s"
+            done.append((job, machine_failure(error, started=job.began, pid=worker.process.pid)))
+
     def _receive(self, worker: _Worker, done: list[tuple[_Job, Outcome]]) -> bool:
-        """Take the outcome the worker sent and give it the next job; False if it is dead."""
+        """Take the outcome the worker sent and give it the next job; False if it is dead.
+
+        A timed step's worker first announces its start: its deadline counts from then.
+        """
         try:
             data = worker.conn.recv_bytes()
         except (EOFError, OSError):
             return False
+        if data == STARTED and worker.job is not None:
+            job = worker.job
+            job.began = time.time()
+            job.deadline = time.monotonic() + (job.timeout or 0)
+            return True
         job, worker.job = worker.job, None
         if job is not None:
             done.append((job, _loads(data, job)))
@@ -353,12 +387,14 @@ class ProcessExecutor:
         _signal_group(process, signal.SIGKILL)  # children its step left in the group
         self._drain(process.pid)
         job = worker.job
-        if job is not None and not worker.killed and worker.conn.poll():
+        while job is not None and not worker.killed and worker.conn.poll():
             try:  # it sent its outcome just before it died: the step itself finished
-                done.append((job, _loads(worker.conn.recv_bytes(), job)))
-                job = None
+                data = worker.conn.recv_bytes()
             except (EOFError, OSError):
-                pass
+                break
+            if data != STARTED:
+                done.append((job, _loads(data, job)))
+                job = None
         if job is not None:
             if worker.killed:
                 kind, why = "WorkerKilled", "stopped on request (a timeout or an interruption)"
@@ -390,13 +426,8 @@ def _loads(data: bytes, job: _Job) -> Outcome:
 
 def _failure(job: _Job, kind: str, why: str, pid: int = 0) -> Outcome:
     context = job.context
-    return Outcome(
-        status=StepStatus.failure,
-        error=f"{kind}: step {context.name!r} (sequence {context.sequence}) failed: {why}",
-        started=job.sent or time.time(),
-        ended=time.time(),
-        pid=pid,
-    )
+    error = f"{kind}: step {context.name!r} (sequence {context.sequence}) failed: {why}"
+    return machine_failure(error, started=job.began or job.sent or None, pid=pid)
 
 
 def _exit_text(code: int | None) -> str:

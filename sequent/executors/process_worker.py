@@ -16,10 +16,13 @@ from multiprocessing import connection
 from typing import Any
 
 from ..program import kill_programs
-from ..status import StepStatus
 from .logstream import LogSender
 from .payload import unpack
-from .worker import Outcome, describe, dumps, execute, export_environ
+from .worker import Outcome, describe, dumps, execute, export_environ, machine_failure
+
+#: The first byte of a timed step's message; its worker answers ``STARTED`` as it begins it.
+TIMED = b"T"
+STARTED = b"S"
 
 
 def serve(
@@ -52,6 +55,9 @@ def serve(
         except (EOFError, OSError):
             return
         try:
+            if data[:1] == TIMED:  # its timeout counts from now: say so
+                conn.send_bytes(STARTED)
+                data = data[1:]
             conn.send_bytes(pack_outcome(_run_one(data, log_address)))
         except OSError:
             return
@@ -66,13 +72,10 @@ def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
     try:
         task = unpack(data)
     except Exception as exc:
-        return Outcome(
-            status=StepStatus.failure,
-            error=(
-                f"WorkerError: the step could not be unpacked in the worker process "
-                f"({describe(exc)}); with start_method 'spawn' or 'forkserver' "
-                f"what it uses must be importable there"
-            ),
+        return machine_failure(
+            f"WorkerError: the step could not be unpacked in the worker process "
+            f"({describe(exc)}); with start_method 'spawn' or 'forkserver' "
+            f"what it uses must be importable there",
             pid=os.getpid(),
         )
     sender = LogSender.to(log_address)
@@ -81,9 +84,7 @@ def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
         sink = sender.sink(task.context) if sender is not None else None
         return execute(task, exported=True, sink=sink)
     except Exception as exc:  # noqa: BLE001 - the wrapper's own failure is the step's
-        return Outcome(
-            status=StepStatus.failure, error=f"WorkerError: {describe(exc)}", pid=os.getpid()
-        )
+        return machine_failure(f"WorkerError: {describe(exc)}", pid=os.getpid())
     finally:
         if sender is not None:
             sender.finish()
@@ -94,15 +95,8 @@ def pack_outcome(outcome: Outcome) -> bytes:
     try:
         return dumps(outcome)
     except Exception as exc:  # noqa: BLE001 - never lose the step's end
-        return pickle.dumps(
-            Outcome(
-                status=StepStatus.failure,
-                error=f"WorkerError: the step's outcome cannot be sent back ({describe(exc)})",
-                started=outcome.started,
-                ended=outcome.ended,
-                pid=os.getpid(),
-            )
-        )
+        error = f"WorkerError: the step's outcome cannot be sent back ({describe(exc)})"
+        return pickle.dumps(machine_failure(error, started=outcome.started, pid=os.getpid()))
 
 
 def _reset_process_state() -> None:
@@ -145,4 +139,4 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-__all__ = ["pack_outcome", "serve"]
+__all__ = ["STARTED", "TIMED", "pack_outcome", "serve"]

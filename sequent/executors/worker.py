@@ -34,6 +34,9 @@ class Task:
     kwargs: Mapping[str, Any]
     context: StepContext
     remote: bool = False
+    #: The step's ``timeout`` in seconds, for executors that time steps themselves from their
+    #: start on a worker (``times_steps``); None: no timeout.
+    timeout: float | None = None
 
 
 @attrs.frozen

@@ -14,13 +14,6 @@ import sequent as seq
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["process", "loky"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC 3.6/3.2: on process and loky a step's timeout counts from its submission: "
-    "b (0.1 s body, timeout=1) queued behind a (1.5 s) on a one-worker pool fails with "
-    "'TimeoutError: step 'b' timed out after 1.0 s' before its body starts; on a cold loky "
-    "pool a lone 0.2 s step with timeout=1 fails the same way (core/faults)",
-)
 def test_timeout_does_not_count_the_wait_for_a_worker(tmp_path, name):
     from sequent.executors.loky import LokyExecutor
     from sequent.executors.process import ProcessExecutor
