@@ -39,13 +39,13 @@ import distributed
 
 from ..errors import ClusterError, ExecutorError, UnknownHostError
 from ..program import kill_programs
-from ..status import StepStatus
 from . import dask_hosts
+from .clock import Clock
 from .dask_connect import Connection, open_client
 from .dask_plugin import PREFIX, AtMostOnce
 from .dask_remote import TOPIC, running_steps
-from .dask_results import Clock, Entry, Placement, Results, Sender, failure, outcome_of
-from .worker import Outcome, Task
+from .dask_results import Entry, Placement, Results, Sender, failure, outcome_of
+from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
 
@@ -99,7 +99,7 @@ class DaskExecutor:
         self._placement: dict[str, Placement] = {}
         self._results: Results | None = None
         self._sender: Sender | None = None
-        self._clock = Clock(self._timed_out)
+        self._clock = Clock(self._timed_out, name="sequent-dask-timeouts")
         self._plugged = False
         #: True once ``prepare`` ran: timeouts then count from the start on the worker, here.
         self.times_steps = False
@@ -266,15 +266,8 @@ class DaskExecutor:
             return
         self._stop(entry)
         timeout = entry.placement.timeout
-        now = time.time()
-        entry.settle(
-            Outcome(
-                status=StepStatus.failure,
-                error=f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s",
-                started=now - (timeout or 0),
-                ended=now,
-            )
-        )
+        error = f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s"
+        entry.settle(machine_failure(error, started=time.time() - (timeout or 0)))
 
     def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""

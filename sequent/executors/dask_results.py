@@ -1,24 +1,21 @@
 """The Dask backend's bookkeeping: a step's placement and its task, and the two threads that
-settle tasks (the results thread, a batch of outcomes per round trip; the clock of the
-timeouts that count from a step's start on its worker).
+settle tasks (the results thread, a batch of outcomes per round trip; the sender, a graph per
+round). The clock of the timeouts that count from a step's start is ``clock.Clock``.
 
 Mutates only the futures of the steps it settles.
 """
 
 from __future__ import annotations
 
-import heapq
 import queue
 import threading
-import time
 from concurrent.futures import Future
 from typing import Any
 
 import cloudpickle
 import distributed
 
-from ..status import StepStatus
-from .worker import Outcome, Task
+from .worker import Outcome, Task, machine_failure
 
 
 class Placement:
@@ -176,45 +173,9 @@ class Results:
                 self.backend.settle(done, None)
 
 
-class Clock:
-    """One thread that fires the step timeouts that count from a start on a worker."""
-
-    def __init__(self, fire: Any) -> None:
-        self.fire = fire
-        self.heap: list[tuple[float, str]] = []
-        self.wake = threading.Condition()
-        self.thread: threading.Thread | None = None
-        self.stopped = False
-
-    def arm(self, deadline: float, key: str) -> None:
-        with self.wake:
-            heapq.heappush(self.heap, (deadline, key))
-            if self.thread is None:
-                self.thread = threading.Thread(target=self.run, name="sequent-dask-timeouts")
-                self.thread.daemon = True
-                self.thread.start()
-            self.wake.notify()
-
-    def run(self) -> None:
-        while True:
-            with self.wake:
-                while not self.stopped and (not self.heap or self.heap[0][0] > time.monotonic()):
-                    wait = self.heap[0][0] - time.monotonic() if self.heap else None
-                    self.wake.wait(wait)
-                if self.stopped:
-                    return
-                _, key = heapq.heappop(self.heap)
-            self.fire(key)
-
-    def stop(self) -> None:
-        with self.wake:
-            self.stopped = True
-            self.wake.notify()
-
-
 def failure(error: str) -> Outcome:
-    now = time.time()
-    return Outcome(status=StepStatus.failure, error=error, started=now, ended=now)
+    """A step the cluster failed (see ``worker.machine_failure``)."""
+    return machine_failure(error)
 
 
 def outcome_of(done: distributed.Future[Any], task: Task) -> Outcome:

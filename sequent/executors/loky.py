@@ -32,8 +32,14 @@ Limits, and what this backend does about them:
   memory-mapped table, and ``kill`` marks the token and sends SIGUSR1 to that worker. Its
   handler SIGKILLs the process groups of the step's ``seq.Program`` children and raises
   ``StepKilled`` inside the step; the worker lives on. A step blocked in C code that does not
-  return to Python (a long computation inside an extension) runs on until it does; the core
-  has recorded the timeout already and ignores its late outcome.
+  return to Python (a long computation inside an extension) runs on until it does; its
+  timeout is recorded after ``KILL_WAIT`` seconds all the same and its late outcome ignored.
+- **A timeout counts from the step's start in its worker** (``times_steps``), not from its
+  submission: a step waiting for a busy or a cold pool does not use it up. The worker writes
+  the moment it begins into the step's slot of the table; a clock thread here checks the slot
+  at submission plus the timeout, then at that start plus the timeout (a step not begun yet
+  is checked again one timeout later, the earliest it could time out), and stops the step as
+  above when its time is up. No message per step, no polling.
 
 Mutates only its own pool, table file and the futures it hands out.
 """
@@ -60,18 +66,18 @@ from loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 from ..compiler import NodeKey
 from ..errors import ExecutorError
 from ..program import kill_programs
-from ..status import StepStatus
+from .clock import Clock
 from .logstream import LogSender, LogServer
 from .payload import Packer, unpack
 from .process_worker import pack_outcome
-from .worker import Outcome, Task, describe, execute, export_environ
+from .worker import Outcome, Task, describe, execute, export_environ, machine_failure
 
 log = logging.getLogger("sequent")
 
 SLOTS = 1024
 RESUBMITS = 3  # how often a bystander of a broken pool is resubmitted before it fails
 KILL_WAIT = 2.0  # seconds ``kill`` waits for an interrupted step to end in its worker
-_SLOT = struct.Struct("qqq")  # token, pid, kill requested
+_SLOT = struct.Struct("qqqd")  # token, pid, kill requested, when the step began (time.time())
 
 
 class StepKilled(BaseException):
@@ -81,7 +87,7 @@ class StepKilled(BaseException):
 class _Call:
     """One step's way through the pool: the outer future the core holds, and its tries."""
 
-    __slots__ = ("task", "payload", "outer", "token", "inner", "started", "resubmits")
+    __slots__ = ("task", "payload", "outer", "token", "inner", "started", "resubmits", "expired")
 
     def __init__(self, task: Task, payload: bytes) -> None:
         self.task = task
@@ -92,6 +98,7 @@ class _Call:
         self.inner: Future[Any] | None = None
         self.started = time.time()
         self.resubmits = 0
+        self.expired: Outcome | None = None  # its timeout's outcome, once it timed out
 
 
 class LokyExecutor:
@@ -103,6 +110,8 @@ class LokyExecutor:
 
     name = "loky"
     remote = True
+    #: Step timeouts count from the step's start in its worker, here (the core skips its own).
+    times_steps = True
 
     def __init__(self, max_workers: int | None = None, idle_timeout: float = 300.0) -> None:
         if max_workers is not None and (
@@ -123,6 +132,7 @@ class LokyExecutor:
         os.ftruncate(fd, SLOTS * _SLOT.size)
         self._table = mmap.mmap(fd, SLOTS * _SLOT.size)
         os.close(fd)
+        self._clock = Clock(self._check, name="sequent-loky-timeouts")
         self._closed = False
 
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
@@ -133,6 +143,8 @@ class LokyExecutor:
         with self._lock:
             self._running[call.outer] = call
         self._send(call)
+        if task.timeout:
+            self._clock.arm(time.monotonic() + task.timeout, call)
         return call.outer
 
     def kill(self, future: Future[Outcome]) -> bool:
@@ -142,10 +154,10 @@ class LokyExecutor:
         if call is None or call.inner is None or self._closed:
             return False
         offset = (call.token % SLOTS) * _SLOT.size
-        slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
+        slot_token, pid, _, began = _SLOT.unpack_from(self._table, offset)
         if slot_token != call.token or pid <= 0:
             return call.inner.cancel()  # still queued in loky (or just finished)
-        _SLOT.pack_into(self._table, offset, call.token, pid, 1)
+        _SLOT.pack_into(self._table, offset, call.token, pid, 1, began)
         try:
             os.kill(pid, signal.SIGUSR1)
         except ProcessLookupError:
@@ -162,6 +174,7 @@ class LokyExecutor:
                 return
             self._closed = True
             pool, self._pool = self._pool, None
+        self._clock.stop()
         if pool is not None:
             pool.shutdown(wait=True, kill_workers=True)
         if self._logs is not None:
@@ -171,6 +184,42 @@ class LokyExecutor:
             os.unlink(self._table_path)
         except FileNotFoundError:
             pass
+
+    # -- timeouts, counted from the step's start in its worker ------------------------------
+
+    def _check(self, call: _Call) -> None:
+        """A timed step's deadline may have come (the clock's thread): time it out, or arm
+        the clock again, at its start in the table plus its timeout.
+
+        A step not started yet cannot time out before its timeout from now; so a step waiting
+        for a worker (or a cold pool) is checked once per timeout until it starts.
+        """
+        timeout = call.task.timeout or 0
+        if call.outer.done() or self._closed:
+            return
+        slot_token, pid, _, began = _SLOT.unpack_from(self._table, self._offset(call))
+        if slot_token != call.token or pid <= 0:
+            self._clock.arm(time.monotonic() + timeout, call)
+            return
+        left = began + timeout - time.time()
+        if left > 0:
+            self._clock.arm(time.monotonic() + left, call)
+            return
+        error = f"TimeoutError: step {call.task.context.name!r} timed out after {timeout} s"
+        call.expired = machine_failure(error, started=began, pid=pid)
+        # Stopping it waits (bounded) for its worker to end it: not on the clock's thread.
+        threading.Thread(target=self._expire, args=(call,), daemon=True).start()
+
+    def _expire(self, call: _Call) -> None:
+        self.kill(call.outer)
+        with self._lock:
+            self._running.pop(call.outer, None)
+        if not call.outer.done() and call.expired is not None:
+            call.outer.set_result(call.expired)
+
+    @staticmethod
+    def _offset(call: _Call) -> int:
+        return (call.token % SLOTS) * _SLOT.size
 
     # -- internals --------------------------------------------------------------------------
 
@@ -220,6 +269,8 @@ class LokyExecutor:
         remaining workers: a worker still alive then is not the one that died.
         """
         error = None if done is None else _broken(done)
+        if call.expired is not None:
+            error = None  # it timed out: that is its outcome, whatever loky says
         if error is not None and not self._closed and call.resubmits < RESUBMITS:
             dead = self._dead_worker(call)
             if dead and self._logs is not None:
@@ -239,13 +290,12 @@ class LokyExecutor:
         with self._lock:
             self._running.pop(call.outer, None)
         if not call.outer.done():
-            call.outer.set_result(_outcome(done, call))
+            call.outer.set_result(call.expired or _outcome(done, call))
 
     def _dead_worker(self, call: _Call) -> int:
         """The pid of the worker that was running ``call`` if it died (it broke the pool),
         else 0."""
-        offset = (call.token % SLOTS) * _SLOT.size
-        slot_token, pid, _ = _SLOT.unpack_from(self._table, offset)
+        slot_token, pid, _, _ = _SLOT.unpack_from(self._table, self._offset(call))
         if slot_token != call.token or pid <= 0:
             return 0  # it had not started (or had finished): it was not running
         return 0 if _running_child(pid) else pid
@@ -296,7 +346,7 @@ def _outcome(done: Future[Any] | None, call: _Call) -> Outcome:
             why += f"; it had been resubmitted {call.resubmits} times after other workers died"
     except BaseException as exc:  # noqa: BLE001 - the machinery's failure is the step's
         why = f"WorkerError: {describe(exc)}"
-    return Outcome(status=StepStatus.failure, error=why, started=call.started, ended=time.time())
+    return machine_failure(why, started=call.started)
 
 
 # -- the worker's side --------------------------------------------------------------------
@@ -354,13 +404,13 @@ def _call(payload: bytes, token: int, table_path: str, log_address: str | None =
     export_environ(task)
     sender = LogSender.to(log_address)
     sink = sender.sink(context) if sender is not None else None
-    _SLOT.pack_into(table, offset, token, os.getpid(), 0)
+    _SLOT.pack_into(table, offset, token, os.getpid(), 0, time.time())
     _current[0] = (table, offset, token, step)
     try:
         outcome = execute(task, exported=True, sink=sink)
     finally:
         _current[0] = None
-        _SLOT.pack_into(table, offset, 0, 0, 0)
+        _SLOT.pack_into(table, offset, 0, 0, 0, 0.0)
         if sender is not None:
             sender.finish()
     return pack_outcome(outcome)
@@ -371,7 +421,7 @@ def _on_sigusr1(signum: int, frame: Any) -> None:
     if running is None:
         return
     table, offset, token, step = running
-    slot_token, _, kill = _SLOT.unpack_from(table, offset)
+    slot_token, _, kill, _ = _SLOT.unpack_from(table, offset)
     if slot_token == token and kill:
         _current[0] = None
         kill_programs(step)

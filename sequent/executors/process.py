@@ -367,13 +367,12 @@ class ProcessExecutor:
         except (EOFError, OSError):
             return False
         if data == STARTED and worker.job is not None:
-            job = worker.job
-            job.began = time.time()
-            job.deadline = time.monotonic() + (job.timeout or 0)
+            worker.job.began = time.time()
+            worker.job.deadline = time.monotonic() + (worker.job.timeout or 0)
             return True
-        job, worker.job = worker.job, None
-        if job is not None:
-            done.append((job, _loads(data, job)))
+        finished, worker.job = worker.job, None
+        if finished is not None:
+            done.append((finished, _loads(data, finished)))
         self._feed(worker)
         return True
 

@@ -12,6 +12,7 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing import connection
 from typing import Any
 
@@ -55,19 +56,23 @@ def serve(
         except (EOFError, OSError):
             return
         try:
-            if data[:1] == TIMED:  # its timeout counts from now: say so
-                conn.send_bytes(STARTED)
-                data = data[1:]
-            conn.send_bytes(pack_outcome(_run_one(data, log_address)))
+            if data[:1] == TIMED:  # its timeout counts from its start: say when
+                outcome = _run_one(data[1:], log_address, lambda: conn.send_bytes(STARTED))
+            else:
+                outcome = _run_one(data, log_address)
+            conn.send_bytes(pack_outcome(outcome))
         except OSError:
             return
 
 
-def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
+def _run_one(
+    data: bytes, log_address: str | None = None, starting: Callable[[], None] | None = None
+) -> Outcome:
     """Unpack and run one step in a worker; whatever happens becomes its outcome.
 
     Its log records stream to the orchestrator's log server at ``log_address`` as they are
-    logged (inside the outcome where there is none).
+    logged (inside the outcome where there is none). ``starting`` is called once the step is
+    unpacked (what it imports loaded), as its body is about to run.
     """
     try:
         task = unpack(data)
@@ -78,6 +83,8 @@ def _run_one(data: bytes, log_address: str | None = None) -> Outcome:
             f"what it uses must be importable there",
             pid=os.getpid(),
         )
+    if starting is not None:
+        starting()
     sender = LogSender.to(log_address)
     try:
         export_environ(task)
