@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +23,7 @@ import attrs
 from .compiler import NodeKey, NodeSpec, Plan, StepDef
 from .errors import DefinitionTypeError, NotSendableError
 from .executors import RunOptions, Scheduler
+from .legacy import SequentWarning
 from .logfolder import LogFolder, RunFolder, default_logdir
 from .logs import CLOSING, RunLogging
 from .selection import Selection, select
@@ -214,15 +217,22 @@ def reimported_main() -> bool:
 
 
 def _warn_hosts_ignored(plan: Plan, executor: str) -> None:
-    """One warning per run naming the steps whose ``hosts=`` a local executor ignores."""
+    """One ``SequentWarning`` per run naming the steps whose ``hosts=`` a local executor ignores,
+    pointing at the caller's line outside the package (as the original's leftovers warn)."""
     named = sorted({spec.step.path_name for spec in plan.nodes.values() if spec.step.hosts})
-    if named:
-        log.warning(
-            "hosts= is ignored on the %s executor (it runs every step on this machine); "
-            "steps with hosts: %s. Use executor='dask' to place them on Dask workers",
-            executor,
-            ", ".join(named),
-        )
+    if not named:
+        return
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(0)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(
+        f"hosts= is ignored on the {executor} executor (it runs every step on this machine); "
+        f"steps with hosts: {', '.join(named)}. Use executor='dask' to place them on Dask "
+        "workers, or drop hosts= to silence this warning",
+        SequentWarning,
+        stacklevel=level,
+    )
 
 
 def redeliver(reason: str | None) -> None:

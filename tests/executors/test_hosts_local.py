@@ -3,7 +3,7 @@ per run that names the steps (SPEC 3.2)."""
 
 from __future__ import annotations
 
-import logging
+import warnings
 
 import pytest
 
@@ -15,9 +15,7 @@ def noop() -> None:
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
-def test_hosts_on_a_local_executor_is_one_warning_per_run_naming_the_steps(
-    executor, tmp_path, caplog
-):
+def test_hosts_on_a_local_executor_is_one_warning_per_run_naming_the_steps(executor, tmp_path):
     flow = seq.Sequent(
         name="hosts",
         store=":memory:",
@@ -29,12 +27,25 @@ def test_hosts_on_a_local_executor_is_one_warning_per_run_naming_the_steps(
     flow.add_step("also", func=noop, hosts=["gpu-host", "other"])
     flow.add_step("free", func=noop)
     try:
-        with caplog.at_level(logging.WARNING, logger="sequent"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # Python's default shows a repeat only once
             assert flow.run() is True
             assert flow.run() is True
     finally:
         flow.close()
-    warned = [r.getMessage() for r in caplog.records if "hosts= is ignored" in r.getMessage()]
+    warned = [w for w in caught if "hosts= is ignored" in str(w.message)]
     assert len(warned) == 2  # once per run, not once per step instance
-    assert f"on the {executor} executor" in warned[0]
-    assert "steps with hosts: also, box_pinned." in warned[0]
+    assert {w.category for w in warned} == {seq.SequentWarning}
+    assert {w.filename for w in warned} == {__file__}  # the caller's line, not sequent's
+    assert f"on the {executor} executor" in str(warned[0].message)
+    assert "steps with hosts: also, box_pinned." in str(warned[0].message)
+
+
+def test_no_hosts_no_warning(tmp_path):
+    flow = seq.Sequent(name="free", store=":memory:", executor="thread",
+                       config={"logdir": str(tmp_path / "logs")})  # fmt: skip
+    flow.add_step("free", func=noop, hosts=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", seq.SequentWarning)
+        with flow:
+            assert flow.run() is True
