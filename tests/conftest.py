@@ -3,7 +3,8 @@
 ``executor`` is parametrised over every backend; a backend that cannot run here is skipped
 with the reason, loudly (``-rs`` shows it), never silently. Every test parametrised with
 ``"dask"`` (an executor name) is marked ``slow``: a Dask cluster takes seconds to start and
-each of its first tasks more, so ``-m "not slow"`` leaves them to the full run.
+each of its first tasks more, so ``-m "not slow"`` leaves them to the full run; so is every
+test run with a parameter it names in ``@pytest.mark.slow_on(...)``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
 import threading
 import time
 
@@ -27,9 +29,14 @@ _MODULES = {
 
 
 def pytest_collection_modifyitems(items) -> None:  # noqa: ANN001 - pytest hook
+    """``slow`` for every test run on ``"dask"``, and for the parameters a test names in
+    ``@pytest.mark.slow_on(...)`` (e.g. ``"loky"``, whose workers take seconds to restart)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "dask" in callspec.params.values():
+        values = list(callspec.params.values()) if callspec is not None else []
+        marked = item.get_closest_marker("slow_on")
+        slow_on = ("dask", *(marked.args if marked else ()))
+        if any(isinstance(value, str) and value in slow_on for value in values):
             item.add_marker(pytest.mark.slow)
 
 
@@ -75,6 +82,15 @@ def executor(request) -> str:
 
 
 @pytest.fixture(scope="session")
+def graphviz() -> str:
+    """Graphviz's ``dot`` program; the test is skipped, saying so, where it is not on PATH."""
+    program = shutil.which("dot")
+    if program is None:
+        pytest.skip("Graphviz's dot program is not installed (not on PATH; .ci/run installs it)")
+    return program
+
+
+@pytest.fixture(scope="session")
 def dask_client():
     """A client of one local Dask cluster on 127.0.0.1 shared by the session; closed at its end.
 
@@ -96,10 +112,10 @@ def dask_client():
     cluster.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def warm_backends():
-    """Backends kept warm across one test module (worker pools are slow to start), shut down
-    at its end; tests borrow them through ``lend`` or ``backend``."""
+    """Backends kept warm across the session (worker pools are slow to start), shut down at
+    its end; tests borrow them through ``lend`` or ``backend``."""
     made: dict = {}
     yield made
     for backend in made.values():
@@ -108,7 +124,7 @@ def warm_backends():
 
 @pytest.fixture
 def lend(warm_backends, request):
-    """``lend(name)``: the module's warm backend ``name`` (dask: on the session's cluster)."""
+    """``lend(name)``: the session's warm backend ``name`` (dask: on the session's cluster)."""
     from corerun import lend_backend
 
     def lend(name: str):

@@ -179,12 +179,10 @@ def find_chromium() -> tuple[str | None, str]:
     import shutil
 
     for name in ("chromium", "chromium-browser", "google-chrome"):
-        program = shutil.which(name) or (
-            f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
-        )
+        program = shutil.which(name)
         if program:
             return program, ""
-    return None, "no chromium installed (.ci/run installs it through apt-get)"
+    return None, "Chromium is not installed (no chromium on PATH; .ci/run installs it)"
 
 
 def chromium(program: str, profile: Path, *args: str, timeout: float = 120) -> str:

@@ -313,9 +313,7 @@ def _nodes(graph):
     return found
 
 
-def test_graph_renders_svg_and_png_through_graphviz(folder, tmp_path):
-    if shutil.which("dot") is None:
-        pytest.skip("Graphviz's dot program is not installed")
+def test_graph_renders_svg_and_png_through_graphviz(folder, tmp_path, graphviz):
     svg = tmp_path / "flow.svg"
     result = invoke("graph", folder / "demo.py", "-f", "svg", "-o", svg)
     assert result.exit_code == 0, result.output

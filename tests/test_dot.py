@@ -257,9 +257,8 @@ def test_to_dot_checks_the_flow_first():
         flow.to_dot()
 
 
-def test_graphviz_renders_a_thousand_nodes():
-    if shutil.which("dot") is None:
-        pytest.skip("Graphviz's dot program is not installed")
+@pytest.mark.slow
+def test_graphviz_renders_a_thousand_nodes(graphviz):
     flow = seq.Sequent(name="big", store=":memory:")
     box = flow.add_step("box", repeats=range(250))
     first = box.add_step("a", func=prog, args=("a",))

@@ -180,8 +180,7 @@ def test_graph_falls_back_to_a_list_without_graphviz(seed_store, monkeypatch, tm
     assert "<b>s111</b>" in html and "requires s1_s11_s111:success" in html
 
 
-def test_graph_draws_one_level_per_container_without_stray_marks(seed_store):
-    pytest.importorskip("shutil").which("dot") or pytest.skip("Graphviz is not installed")
+def test_graph_draws_one_level_per_container_without_stray_marks(seed_store, graphviz):
     store_path, run_id = seed_store
     with read_store(store_path) as store:
         html = build_report(store, run_id)
@@ -252,9 +251,8 @@ def test_show_marks_handled_and_unhandled_failures_as_the_report_does(tmp_path):
     assert re.findall(r'<li class="problem" data-mark="(\w+)"', html) == ["unhandled", "handled"]
 
 
-def test_a_container_running_iterations_in_parallel_says_so():
+def test_a_container_running_iterations_in_parallel_says_so(graphviz):
     # the note is drawn in the Graphviz graph (the list shown without it has no such note)
-    pytest.importorskip("shutil").which("dot") or pytest.skip("Graphviz is not installed")
     structure = {
         "flow": "wide",
         "steps": [
@@ -268,6 +266,7 @@ def test_a_container_running_iterations_in_parallel_says_so():
     assert "8 iterations, up to 3 at once" in html
 
 
+@pytest.mark.slow  # headless Chromium
 def test_a_mark_by_hand_is_marked_in_show_and_the_report(tmp_path, browser):
     store = tmp_path / "marked.run.db"
     flow = seq.Sequent(name="marked", store=str(store), executor="serial",
