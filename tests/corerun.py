@@ -1,6 +1,6 @@
 """Run a flow on the scheduling core with an in-memory recorder, and read what it recorded.
 
-Shared by the behaviour and resource suites. Backends are created once per test module and
+Shared by the behaviour and resource suites. Backends are created once per test session and
 lent to each test (``lend_backend``), because a process pool or a Dask cluster takes a while
 to start.
 """
@@ -43,7 +43,7 @@ class SharedBackend:
 
 
 def lend_backend(executor: str, warm: dict[str, Any], dask_client: Any = None) -> SharedBackend:
-    """The module's warm backend for ``executor`` (created on first use), lent to one test.
+    """The warm backend (one per session) for ``executor`` (created on first use), lent to one test.
 
     ``dask_client``: run dask steps on that (the session's) cluster instead of a new one.
     """

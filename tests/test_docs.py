@@ -220,6 +220,7 @@ RUNNABLE_PAGES = ["index.md", "concepts.md", "executors.md", "resources.md", "da
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES)
+@pytest.mark.slow_on("dask.md")  # starts Dask clusters
 def test_page_examples_run(page, tmp_path):
     script = "\n\n".join(code_blocks((DOCS / page).read_text(encoding="utf-8"), "python"))
     assert script.strip(), f"{page} has no Python block"

@@ -297,6 +297,7 @@ def needs_dask(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in EXAMPLES.glob("*.py")))
+@pytest.mark.slow_on("dask_flow.py", "pitch.py")  # a Dask cluster; a demo with pauses
 def test_example(name, tmp_path):
     if needs_dask(EXAMPLES / name) and importlib.util.find_spec("distributed") is None:
         pytest.skip(f"{name} needs Dask: pip install 'sequent[dask]'")

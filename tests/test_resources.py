@@ -104,6 +104,7 @@ def hold_pool(flow: seq.Sequent, rp: seq.ResourcePool, amount: int) -> None:
     hold.add_step("tick", func=pause, args=(0.3,))
 
 
+@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_waiting_is_fifo_for_equal_requests(executor, backend, tmp_path):
     rp = pool("RP", 1)
     flow = new_flow(backend, tmp_path)
@@ -120,6 +121,7 @@ def test_waiting_is_fifo_for_equal_requests(executor, backend, tmp_path):
     assert most_at_once(run.intervals()) == 1
 
 
+@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_a_smaller_request_does_not_overtake_an_earlier_larger_one(executor, backend, tmp_path):
     rp = pool("RP", 2)
     flow = new_flow(backend, tmp_path)
@@ -176,6 +178,7 @@ def test_releases_empty_leads_to_a_clear_failure_not_a_hang(executor, backend, t
     assert run.ended - run.outcome("keeper/1").ended < 1.0
 
 
+@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_deadlock_is_detected_while_other_steps_still_run(executor, backend, tmp_path):
     rp = pool("RP", 2)
     flow = new_flow(backend, tmp_path, stop_on_exception=False)
@@ -194,6 +197,7 @@ def test_deadlock_is_detected_while_other_steps_still_run(executor, backend, tmp
         assert failed.time < run.outcome("busy/1").ended
 
 
+@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_child_waiting_for_what_its_container_holds_fails_at_once(executor, backend, tmp_path):
     rp = pool("RP", 1)
     flow = new_flow(backend, tmp_path, stop_on_exception=False)

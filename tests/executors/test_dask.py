@@ -14,6 +14,8 @@ from sequent.status import StepStatus
 
 distributed = pytest.importorskip("distributed")
 
+pytestmark = pytest.mark.slow  # every test here starts or joins a Dask cluster
+
 from sequent.executors.dask import DaskExecutor  # noqa: E402
 
 S = StepStatus

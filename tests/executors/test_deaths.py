@@ -85,6 +85,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("mode", ["exit", "sigkill", "segfault"])
 @pytest.mark.parametrize("name", ["process", "loky"])
+@pytest.mark.slow_on("loky")  # loky takes seconds to replace a dead worker
 def test_dying_worker_fails_its_step_and_the_flow_goes_on(name, mode, lend, tmp_path):
     backend = lend(name)
     flow = new_flow(backend, tmp_path)
@@ -209,6 +210,7 @@ def test_process_pool_shutdown_leaves_no_worker(tmp_path):
         assert not alive(run.value(f"{name}/1"))
 
 
+@pytest.mark.slow  # spawned workers import everything afresh
 def test_process_spawn_start_method_runs_steps(tmp_path):
     backend = ProcessExecutor(max_workers=1, start_method="spawn")
     try:
@@ -237,6 +239,7 @@ flow.run()
 """
 
 
+@pytest.mark.slow  # an orchestrator in a subprocess
 def test_killing_the_orchestrator_stops_its_workers_and_their_programs(tmp_path):
     """kill -9 of the orchestrator mid-step: the worker and its program do not run on."""
     script = tmp_path / "orphan.py"

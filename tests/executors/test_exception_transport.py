@@ -63,6 +63,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("name", ["serial", "thread", "process", "loky"])
+@pytest.mark.slow_on("loky")  # a worker that cannot send its exception is replaced
 def test_an_exception_that_cannot_describe_itself_is_a_clear_failure(name, case, lend, tmp_path):
     func, type_name = CASES[case]
     if case == "pickle" and name in ("serial", "thread"):

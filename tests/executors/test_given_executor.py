@@ -54,6 +54,7 @@ def seed_with(tmp_path: Path, setup: str, executor: str) -> str:
          "ProcessPoolExecutor"),
     ],
 )  # fmt: skip
+@pytest.mark.slow_on("ProcessPoolExecutor")  # a script in a subprocess starting a pool
 def test_seed_simple_example_on_a_plain_executor(tmp_path, setup, name):
     output = seed_with(tmp_path, setup, "pool")
     assert f"on the {name} executor" in output

@@ -88,14 +88,20 @@ def test_program_own_timeout_kills_its_group(name, lend, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["thread", *REMOTE])
+@pytest.mark.slow  # waits for a 3 s timeout
 def test_step_timeout_kills_the_program_group(name, lend, tmp_path):
-    """A step's own ``timeout=`` stops its program on every executor that can stop a step."""
+    """A step's own ``timeout=`` stops its program on every executor that can stop a step.
+
+    The timeout counts from the submission: a first step warms a worker, and the timeout
+    leaves a loaded machine seconds to start the program and its child before it fires."""
     pidfile = tmp_path / "child.pid"
     backend = lend(name)
     flow = new_flow(backend, tmp_path)
-    flow.add_step("slow", func=seq.Program(HANG), args=(str(pidfile),), timeout=1.0)
+    warm = flow.add_step("warm", func=seq.Program(["true"]))
+    flow.add_step("slow", func=seq.Program(HANG), args=(str(pidfile),), timeout=3.0,
+                  requires=((warm, S.success),))  # fmt: skip
     run = run_core(flow, backend)
-    assert run.status() == {"slow/1": "failure"}
+    assert run.status() == {"warm/1": "success", "slow/1": "failure"}
     assert run.record("slow/1", S.failure).error.startswith("TimeoutError: step 'slow' timed out")
     wait_for_file(pidfile)
     assert gone_within(int(pidfile.read_text()), 5), "the program's child outlived the timeout"

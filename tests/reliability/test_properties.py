@@ -171,6 +171,7 @@ QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 DYING_FLOWS = flowgen.flows(leaf_kinds=("ok", "ok", "boom", "die"), max_siblings=3)
 
 
+@pytest.mark.slow  # 40 flows whose workers die
 @settings(max_examples=40, deadline=None, suppress_health_check=QUIET)
 @given(spec=DYING_FLOWS)
 def test_process_executor_ends_as_the_model_says(
@@ -200,7 +201,7 @@ def _check_remote(executor: str, spec: flowgen.FlowSpec, warm: dict[str, Any], t
         importlib.import_module(REMOTE[executor])
     except ImportError as exc:
         pytest.skip(f"executor {executor!r} unavailable: {exc}")
-    backend = lend_backend(executor, warm)  # the module's warm pool (conftest.warm_backends)
+    backend = lend_backend(executor, warm)  # the session's warm pool (conftest.warm_backends)
     tally(f"flows generated ({executor} vs model)")
     tally("faults injected (worker deaths in generated flows)", _deaths(spec))
     model = flowgen.expected(spec)

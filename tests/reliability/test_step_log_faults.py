@@ -40,6 +40,7 @@ def _step_log(tmp_path, flow, path: str) -> str:
 
 
 @pytest.mark.parametrize("executor", LOCAL)
+@pytest.mark.slow  # waits for 3 s timeouts
 def test_lines_logged_before_a_timeout_are_in_the_step_log(executor, make_flow, tmp_path):
     """A Python step and a program step each log lines, then outlive their timeout."""
     if executor == "loky":

@@ -1,6 +1,6 @@
 """Flows the store tests run in child processes: ``python flowscripts.py KIND MODE STORE DIR``.
 
-KIND is ``soak`` (202 steps, for the kill -9 test), ``concurrent`` (150 steps, for two
+KIND is ``soak`` (202 steps, for the kill -9 test), ``concurrent`` (150 steps and turns, for two
 processes sharing a store) or ``interrupt`` (a step that waits to be interrupted). MODE is
 ``restart`` or ``recover``. Every step appends ``path sequence recovery pid`` to ``DIR/ran``
 with one ``os.write`` on an ``O_APPEND`` descriptor, so a line is whole even when the process is
@@ -66,12 +66,41 @@ def soak(flow: seq.Sequent) -> None:
     flow.add_step("end", func=work, args=(0.004,), requires=((loop, seq.STEP_SUCCESS),))
 
 
+TURNS = int(os.environ.get("TURNS", "0"))
+
+
 def concurrent(flow: seq.Sequent) -> None:
-    """150 steps: 15 iterations of 10 steps, each pair a small chain."""
+    """150 steps: 15 iterations of 10 steps, each pair a small chain; with $PARTNER (the other
+    process's flow name), also a chain of $TURNS steps taking turns with the partner's."""
     loop = flow.add_step("loop", repeats=range(15))
     for i in range(5):
         first = loop.add_step(f"a{i}", func=work, args=(0.02,))
         loop.add_step(f"b{i}", func=work, args=(0.02,), requires=((first, seq.STEP_SUCCESS),))
+    partner = os.environ.get("PARTNER")
+    if partner:
+        previous: tuple = ()
+        for number in range(1, TURNS + 1):
+            step = flow.add_step(f"turn{number}", func=take_turn,
+                                 args=(number, flow.name, partner), requires=previous)  # fmt: skip
+            previous = ((step, seq.STEP_SUCCESS),)
+
+
+def take_turn(number: int, me: str, partner: str) -> None:
+    """Say that turn ``number`` of ``me`` began, then wait for the partner's move: the leader
+    (the name that sorts first) waits for the partner's turn ``number`` to begin, the other
+    for the leader's next turn. A turn begins only once the turn before it is recorded, so
+    the two flows' turns end alternately (but the two last, which wait for nothing more)."""
+    note()
+    open(os.path.join(FOLDER, f"turn.{me}.{number}"), "w").close()
+    awaited = number if me < partner else number + 1
+    if awaited > TURNS:
+        return
+    path = os.path.join(FOLDER, f"turn.{partner}.{awaited}")
+    deadline = time.monotonic() + 60  # only bounds a hang
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{partner} never began turn {awaited}")
+        time.sleep(0.005)
 
 
 def interrupt(flow: seq.Sequent) -> None:

@@ -218,6 +218,7 @@ def test_the_python_api_raises_store_error_naming_the_run(recorded, tmp_path):
     assert digest(store) == before
 
 
+@pytest.mark.slow  # every command in a subprocess
 def test_the_good_store_reads_with_every_command(recorded, tmp_path):
     """The control: undamaged, every command above reads the copy (recover exits 1: it fails)."""
     store = damage(recorded, tmp_path)

@@ -94,19 +94,17 @@ def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
 @pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
 @pytest.mark.slow
 def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, executor):
-    """SIGINT while a step runs: the run is recorded and ends within 2 s (KeyboardInterrupt
-    from ``run()``); a thread step cannot be stopped but no longer keeps the process alive; a
-    serial step is interrupted where it runs (the signal raises inside it)."""
+    """SIGINT while a step runs: the run is recorded and ends at once (KeyboardInterrupt from
+    ``run()``), without waiting for the step; a thread step cannot be stopped but no longer
+    keeps the process alive; a serial step is interrupted where it runs (the signal raises
+    inside it)."""
     store = folder / "interrupt.run.db"
-    process = start("interrupt", "restart", store, folder, EXECUTOR=executor)
+    process = start("interrupt", "restart", store, folder, EXECUTOR=executor, SLOW="600")
     _wait_for(folder / "slow.started", process)
     process.send_signal(signal.SIGINT)
-    signalled = time.monotonic()
-    status, out, err = finish(process, timeout=30)
-    took = time.monotonic() - signalled
-    # In-process steps end with the process; a worker pool is stopped and shut down first,
-    # which takes longer on a loaded machine.
-    assert took < (2.0 if executor in ("serial", "thread") else 5.0), f"the run took {took} s"
+    # The step would sleep 600 s: a process that ends within the bound did not wait for it
+    # (the bound only stops a hang; a loaded machine takes seconds to stop a worker pool).
+    status, out, err = finish(process, timeout=120)
     assert status != 0
     assert "KeyboardInterrupt" in err
     assert "result=" not in out
