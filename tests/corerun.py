@@ -8,6 +8,7 @@ to start.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,20 @@ def run_core(
     )
     result = Scheduler(plan, backend, recorder, options, previous=previous).run()
     return Run(result, recorder, time.time())
+
+
+def rendezvous(folder: str, name: str, parties: int, hold: float = 0.0) -> bool:
+    """A step: arrive at ``folder`` and wait until ``parties`` steps have arrived (then hold
+    ``hold`` seconds); False if they never do (15 s bound a hang). A step that returns True
+    was running at the same time as ``parties - 1`` others."""
+    Path(folder, name).touch()
+    deadline = time.monotonic() + 15
+    while len(os.listdir(folder)) < parties:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    time.sleep(hold)
+    return True
 
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:

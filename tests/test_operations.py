@@ -348,6 +348,7 @@ def test_errors_speak_the_command_lines_words(gated):
 # -- stored text reaches the terminal escaped ---------------------------------------------------
 
 
+@pytest.mark.slow  # seven commands in subprocesses
 def test_show_logs_and_status_print_control_sequences_escaped(gated):
     hostile = "boom \x1b]0;owned\x07 \x1b[2J\x1b[31mred \x9b1m end"
     env = environment(FAIL="C1", ERROR_TEXT=hostile)

@@ -65,65 +65,38 @@ def test_counts_follow_the_recorded_changes_of_leaves_only():
     assert recorder.flushes == 1
 
 
-def test_instances_expanded_at_run_time_join_the_total(tmp_path):
+def test_instances_expanded_at_run_time_join_the_total(make_flow):
     buffer, console = terminal()
-    flow = seq.Sequent(
-        name="grow",
-        store=":memory:",
-        executor="serial",
-        logging_level=logging.WARNING,
-        config={"logdir": str(tmp_path / "logs")},
-    )
+    flow = make_flow("serial", name="grow", logging_level=logging.WARNING)
     box = flow.add_step("box", repeats=lambda: ["x", "y", "z"])
     box.add_step("a", func=print)
     flow.add_step("b", func=print)
-    try:
-        assert flow.run(progress=console) is True
-    finally:
-        flow.close()
+    assert flow.run(progress=console) is True
     screen = buffer.getvalue()
     assert "4/4 steps done" in screen  # b, then the three instances of box_a
     assert "4 succeeded" in screen and "0 failed" in screen
     assert "flow 'grow' run " in screen
 
 
-def test_a_failing_run_shows_its_failures(tmp_path):
+def test_a_failing_run_shows_its_failures(make_flow):
     def fails():
         raise RuntimeError("no")
 
     buffer, console = terminal()
-    flow = seq.Sequent(
-        name="bad",
-        store=":memory:",
-        executor="serial",
-        logging_level=logging.CRITICAL,
-        config={"logdir": str(tmp_path / "logs"), "stop_on_exception": False},
-    )
+    flow = make_flow("serial", name="bad", logging_level=logging.CRITICAL, stop_on_exception=False)
     flow.add_step("x", func=fails)
     flow.add_step("y", func=print, requires=(("x", S.success),))
     flow.add_step("z", func=print)
-    try:
-        assert flow.run(progress=console) is False
-    finally:
-        flow.close()
+    assert flow.run(progress=console) is False
     final = buffer.getvalue()
     assert "3/3 steps done" in final
     assert "1 failed" in final and "1 skipped" in final and "1 succeeded" in final
 
 
-def test_library_runs_draw_nothing(tmp_path, capsys):
-    flow = seq.Sequent(
-        name="plain",
-        store=":memory:",
-        executor="serial",
-        logging_level=logging.CRITICAL,
-        config={"logdir": str(tmp_path / "logs")},
-    )
+def test_library_runs_draw_nothing(make_flow, capsys):
+    flow = make_flow("serial", name="plain", logging_level=logging.CRITICAL)
     flow.add_step("a", func=print, args=("hello",))
-    try:
-        assert flow.run() is True
-    finally:
-        flow.close()
+    assert flow.run() is True
     captured = capsys.readouterr()
     assert "steps done" not in captured.out + captured.err
 
@@ -149,21 +122,12 @@ def test_elapsed_time_and_the_estimate_of_time_left_follow_the_steps_done():
     assert display.times() == (30.0, 0.0)
 
 
-def test_the_last_frame_ends_with_a_newline_off_a_terminal(tmp_path):
+def test_the_last_frame_ends_with_a_newline_off_a_terminal(make_flow):
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=False, width=140, color_system=None)
-    flow = seq.Sequent(
-        name="piped",
-        store=":memory:",
-        executor="serial",
-        logging_level=logging.CRITICAL,
-        config={"logdir": str(tmp_path / "logs")},
-    )
+    flow = make_flow("serial", name="piped", logging_level=logging.CRITICAL)
     flow.add_step("a", func=print)
-    try:
-        assert flow.run(progress=console) is True
-    finally:
-        flow.close()
+    assert flow.run(progress=console) is True
     text = buffer.getvalue()
     assert "1/1 steps done" in text
     assert text.endswith("\n")

@@ -6,12 +6,10 @@ What a step saw is judged from the recorded outcomes (worker-stamped ``started``
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
-from corerun import WORKERS, most_at_once, new_flow, run_core
+from corerun import WORKERS, most_at_once, new_flow, rendezvous, run_core
 
 import sequent as seq
 from sequent.compiler import NodeKey
@@ -34,18 +32,6 @@ def pause(seconds: float) -> None:
 
 def fail() -> None:
     raise RuntimeError("boom")
-
-
-def rendezvous(folder: str, name: str, parties: int, hold: float) -> bool:
-    """Arrive at ``folder`` and wait for ``parties`` arrivals in all; False if they never come."""
-    Path(folder, name).touch()
-    deadline = time.monotonic() + 15
-    while len(os.listdir(folder)) < parties:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    time.sleep(hold)
-    return True
 
 
 # -- fixtures ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corerun import WORKERS, most_at_once, new_flow, run_core
+from corerun import WORKERS, most_at_once, new_flow, rendezvous, run_core
 
 import sequent as seq
 from sequent.compiler import NodeKey
@@ -52,21 +52,6 @@ def whoami(hold: float = 0.0) -> tuple[Any, ...]:
     after = seq.current()
     assert before == after
     return (after.name, after.sequence, after.ordinal, after.item, after.run_id)
-
-
-def rendezvous(folder: str, name: str, parties: int, hold: float = 0.0) -> bool:
-    """Arrive at ``folder`` and wait until ``parties`` steps have arrived; False if they never do.
-
-    A step that returns True was running at the same time as ``parties - 1`` others.
-    """
-    Path(folder, name).touch()
-    deadline = time.monotonic() + 15
-    while len(os.listdir(folder)) < parties:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    time.sleep(hold)
-    return True
 
 
 def write_files(folder: str, names: list[str]) -> int:

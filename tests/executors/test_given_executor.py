@@ -9,12 +9,10 @@ store, and the caller's executor still usable after ``flow.close()``.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_seed_scripts import DOING, FINISHED, SIMPLE
+from test_seed_scripts import DOING, FINISHED, SIMPLE, run_script
 
 SEED_ORDER = ["prog1", "prog2", "prog1", "prog2", "prog3"] * 2 + ["prog4"]
 
@@ -31,18 +29,7 @@ def seed_with(tmp_path: Path, setup: str, executor: str) -> str:
         "myflow=seq.Sequent(logging_level=logging.INFO,",
         f"myflow=seq.Sequent(logging_level=logging.INFO, executor={executor},",
     )
-    path = tmp_path / "runly00.py"
-    path.write_text(body + AFTER)
-    done = subprocess.run(
-        [sys.executable, path.name],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout
-    return done.stdout
+    return run_script(tmp_path, "runly00.py", body + AFTER)
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,19 @@ def record(folder: Path) -> tuple[Path, str]:
     return store, run_id
 
 
+def archived(shared: Path) -> tuple[Path, str, Path]:
+    """The store ``record`` made in ``shared``, its run id, and a copy in ``shared/archive``
+    (still writable), for a second user to read; skips the test where there is none."""
+    reason = otheruser.why_not()
+    if reason:
+        pytest.skip(f"no second user to read as: {reason}")
+    original, run_id = record(shared)
+    (shared / "archive").mkdir()
+    copy = shared / "archive" / original.name
+    shutil.copyfile(original, copy)
+    return original, run_id, copy
+
+
 def commands(store: Path, run_id: str, report: Path) -> dict[str, list[str]]:
     return {
         "runs": ["runs", "--store", str(store)],
@@ -98,14 +111,8 @@ def normal(text: str, *paths: Path) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_store_in_a_read_only_folder_reads_exactly_as_the_original(shared):
-    reason = otheruser.why_not()
-    if reason:
-        pytest.skip(f"no second user to read as: {reason}")
-    original, run_id = record(shared)
-    archive = shared / "archive"
-    archive.mkdir()
-    copy = archive / original.name
-    shutil.copyfile(original, copy)
+    original, run_id, copy = archived(shared)
+    archive = copy.parent
     (archive / "flow.py").write_text(FLOW)
     archive.chmod(0o555)
     out = shared / "out"
@@ -136,14 +143,8 @@ def test_a_store_in_a_read_only_folder_reads_exactly_as_the_original(shared):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_read_only_copy_whose_write_ahead_log_holds_changes_is_refused_not_misread(shared):
-    reason = otheruser.why_not()
-    if reason:
-        pytest.skip(f"no second user to read as: {reason}")
-    original, run_id = record(shared)
-    archive = shared / "archive"
-    archive.mkdir()
-    copy = archive / original.name
-    shutil.copyfile(original, copy)
+    original, run_id, copy = archived(shared)
+    archive = copy.parent
     # Changes left in a write-ahead log beside the copy (as a copy taken while a run recorded
     # would have); reading the file alone would miss them.
     conn = sqlite3.connect(copy, isolation_level=None)

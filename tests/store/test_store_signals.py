@@ -50,6 +50,22 @@ def _gone(pid: int, seconds: float = 10) -> bool:
     return False
 
 
+def _recover_finishes(store, folder) -> None:
+    """A recover of the interrupted run replays ``quick`` and runs ``slow`` and ``after``."""
+    status, out, err = finish(start("interrupt", "recover", store, folder, SLOW="0"))
+    assert status == 0, err
+    run, nodes = _nodes(store)
+    assert run["result"] is True
+    assert {path: row["status"] for path, row in nodes.items()} == {
+        "quick": "success",
+        "slow": "success",
+        "after": "success",
+    }
+    assert nodes["quick"]["replayed"] is True
+    assert (nodes["slow"]["attempt"], nodes["slow"]["replayed"]) == (1, False)
+    assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
+
+
 @pytest.mark.parametrize("executor", ["serial", "thread", "process"])
 @pytest.mark.slow
 def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
@@ -77,18 +93,7 @@ def test_sigterm_records_interrupted_and_recover_finishes(folder, executor):
     assert "Interrupted (SIGTERM): stopping running steps" in text
     assert text.rstrip().endswith("Processing finished with: failure ]")
 
-    status, out, err = finish(start("interrupt", "recover", store, folder, SLOW="0"))
-    assert status == 0, err
-    run, nodes = _nodes(store)
-    assert run["result"] is True
-    assert {path: row["status"] for path, row in nodes.items()} == {
-        "quick": "success",
-        "slow": "success",
-        "after": "success",
-    }
-    assert nodes["quick"]["replayed"] is True
-    assert (nodes["slow"]["attempt"], nodes["slow"]["replayed"]) == (1, False)
-    assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
+    _recover_finishes(store, folder)
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
@@ -121,16 +126,7 @@ def test_sigint_ends_the_run_at_once_like_sigterm_and_recover_finishes(folder, e
     (log,) = (folder / "logs" / "interrupt").glob("*/run.log")
     assert log.read_text().rstrip().endswith("Processing finished with: failure ]")
 
-    status, out, err = finish(start("interrupt", "recover", store, folder, SLOW="0"))
-    assert status == 0, err
-    run, nodes = _nodes(store)
-    assert run["result"] is True
-    assert {path: row["status"] for path, row in nodes.items()} == {
-        "quick": "success",
-        "slow": "success",
-        "after": "success",
-    }
-    assert ran_count(folder) == {("quick", "1"): 1, ("slow", "1"): 2, ("after", "1"): 1}
+    _recover_finishes(store, folder)
 
 
 @pytest.mark.slow
