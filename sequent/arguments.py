@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .compiler.definitions import DEFAULT_RECOVERY
+from .compiler.definitions import DEFAULT_RECOVERY, NO_OPTIONS
 from .config import check_step_config
 from .errors import DefinitionError, DefinitionTypeError, ResourceError
 from .resources import ResourcePool
@@ -23,15 +23,21 @@ from .status import CONDITIONS, RunMode, StepReplay, StepStatus
 
 def call(
     step: str, func: Any, args: Any, kwargs: Any
-) -> tuple[Callable[..., Any] | None, tuple[Any, ...], dict[str, Any]]:
-    """``func``, ``args`` and ``kwargs`` checked: a callable (or None), a tuple, a dict."""
+) -> tuple[Callable[..., Any] | None, tuple[Any, ...], Mapping[str, Any]]:
+    """``func``, ``args`` and ``kwargs`` checked: a callable (or None), a tuple, a dict.
+
+    No ``kwargs`` gives the shared ``NO_OPTIONS`` (the common case, one dict for all steps).
+    """
     if func is not None and not callable(func):
         raise DefinitionTypeError(
             f"step {step!r}: func must be callable, got {type(func).__name__} {func!r}"
         )
-    if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
+    if type(args) is not tuple and (
+        isinstance(args, (str, bytes)) or not isinstance(args, Iterable)
+    ):
         raise DefinitionTypeError(f"step {step!r}: args must be a tuple or list, got {args!r}")
-    kwargs = {} if kwargs is None else kwargs
+    if kwargs is None or (type(kwargs) is dict and not kwargs):
+        return func, tuple(args), NO_OPTIONS
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise DefinitionTypeError(
             f"step {step!r}: kwargs must be a mapping of names to values, got {kwargs!r}"
@@ -54,14 +60,35 @@ def options(
     timeout: Any,
     parallel: Any = 1,
 ) -> dict[str, Any]:
-    """The step's other options checked, as ``StepDef`` keyword arguments, in that order."""
+    """The step's other options checked, as ``StepDef`` keyword arguments, in that order.
+
+    A step that sets none of them gets no arguments (``StepDef``'s defaults, shared).
+    """
+    if (
+        acquires is None
+        and releases is None
+        and recovery is None
+        and repeats is None
+        and config is None
+        and hosts is None
+        and timeout is None
+        and parallel == 1
+        and type(parallel) is int
+        and type(retries) is int
+        and retries == 0
+        and type(delay) in _NUMBERS
+        and delay == 0
+        and type(retry_delay) in _NUMBERS
+        and retry_delay == 0
+    ):
+        return {}
     return {
         "delay": seconds(delay, "delay", step),
         "acquires": resources(acquires, "acquires", step) or (),
         "releases": resources(releases, "releases", step),
         "recovery": recovery_policy(recovery, step),
         "repeats": repeat_items(repeats, step),
-        "config": check_step_config(config or {}, step),
+        "config": check_step_config(config, step) if config else NO_OPTIONS,
         "hosts": host_names(hosts, step),
         "retries": count(retries, "retries", step),
         "retry_delay": seconds(retry_delay, "retry_delay", step),
@@ -69,6 +96,8 @@ def options(
         "parallel": parallel_limit(parallel, step),
     }
 
+
+_NUMBERS = (int, float)
 
 STEP_ARGUMENTS = (
     "func args kwargs requires delay acquires releases recovery repeats config hosts retries "
@@ -170,9 +199,9 @@ def resources(value: Any, what: str, step: str) -> tuple[tuple[ResourcePool, int
 
 
 def recovery_policy(value: Any, step: str) -> Mapping[StepStatus, StepReplay]:
-    policy = dict(DEFAULT_RECOVERY)
     if value is None:
-        return policy
+        return DEFAULT_RECOVERY  # shared by every step that sets none
+    policy = dict(DEFAULT_RECOVERY)
     if not isinstance(value, Mapping):
         raise DefinitionTypeError(
             f"step {step!r}: recovery must map statuses to StepReplay.skip/rerun, got {value!r}"

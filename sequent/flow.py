@@ -131,6 +131,7 @@ class Sequent:
         definition = StepDef(
             name=name,
             path=path,
+            path_name=shown,
             order=next(self._order),
             func=func,
             args=args,
@@ -156,9 +157,8 @@ class Sequent:
                 f"step {shown!r}: parallel= lets a container's iterations overlap, and "
                 f"{shown!r} has a func; drop parallel= or add the work as its child steps"
             )
-        siblings = parent.children if parent else self._steps
         step = Step(self, parent, definition)
-        siblings.append(step)
+        (self._steps.append if parent is None else parent.adopt)(step)
         self._paths[shown] = step
         for key in [*unknown, *(k for k in config or () if k in LEGACY_KEYS)]:
             self._ignored_step_arguments.setdefault(key, []).append(shown)

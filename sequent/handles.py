@@ -58,13 +58,26 @@ class Event:
 
 
 class Step:
-    """A handle on a step added to a flow; ``add_step`` on it makes it a container."""
+    """A handle on a step added to a flow; ``add_step`` on it makes it a container.
+
+    Slotted, and ``children`` a list only once the step has some: a flow of a million steps
+    holds a million handles.
+    """
+
+    __slots__ = ("children", "definition", "flow", "parent")
 
     def __init__(self, flow: Any, parent: Step | None, definition: StepDef) -> None:
         self.flow = flow
         self.parent = parent
         self.definition = definition
-        self.children: list[Step] = []
+        self.children: list[Step] | tuple[()] = ()
+
+    def adopt(self, child: Step) -> None:
+        """Add ``child`` (a new handle) as the last of this step's children."""
+        if isinstance(self.children, list):
+            self.children.append(child)
+        else:  # its first child
+            self.children = [child]
 
     @property
     def name(self) -> str:

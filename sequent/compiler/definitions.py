@@ -17,6 +17,7 @@ from .requirements import NOTHING, AllOf, AnyOf, Atom, Expr, Path, atoms, path_n
 __all__ = [
     "DEFAULT_RECOVERY",
     "NOTHING",
+    "NO_OPTIONS",
     "AllOf",
     "AnyOf",
     "Atom",
@@ -28,6 +29,7 @@ __all__ = [
     "path_name",
 ]
 
+#: Every step that sets no ``recovery=`` shares this one mapping (never changed).
 DEFAULT_RECOVERY: Mapping[StepStatus, StepReplay] = {
     StepStatus.ready: StepReplay.rerun,
     StepStatus.active: StepReplay.rerun,
@@ -36,6 +38,15 @@ DEFAULT_RECOVERY: Mapping[StepStatus, StepReplay] = {
     StepStatus.skipped: StepReplay.rerun,
     StepStatus.interrupted: StepReplay.rerun,
 }
+
+
+#: The ``kwargs`` and ``config`` of every step that sets none: one shared mapping, never
+#: changed (a million steps would otherwise hold two million empty dicts).
+NO_OPTIONS: Mapping[str, Any] = {}
+
+
+def _joined(step: StepDef) -> str:
+    return path_name(step.path)
 
 
 @attrs.frozen(eq=False)
@@ -51,14 +62,14 @@ class StepDef:
     order: int
     func: Callable[..., Any] | None = None
     args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    kwargs: Mapping[str, Any] = NO_OPTIONS
     requires: Expr = NOTHING
     delay: float = 0.0
     acquires: tuple[tuple[Any, int], ...] = ()
     releases: tuple[tuple[Any, int], ...] | None = None
-    recovery: Mapping[StepStatus, StepReplay] = attrs.field(factory=lambda: dict(DEFAULT_RECOVERY))
+    recovery: Mapping[StepStatus, StepReplay] = DEFAULT_RECOVERY
     repeats: Any = None
-    config: Mapping[str, Any] = attrs.field(factory=dict)
+    config: Mapping[str, Any] = NO_OPTIONS
     hosts: tuple[str, ...] | None = None
     retries: int = 0
     retry_delay: float = 0.0
@@ -66,16 +77,13 @@ class StepDef:
     children: tuple[StepDef, ...] = ()
     #: How many of a container's iterations may run at the same time (0: no limit).
     parallel: int = 1
+    #: The path joined with ``_`` (given by the builder, which has it already).
+    path_name: str = attrs.field(default=attrs.Factory(_joined, takes_self=True))
 
     @property
     def is_container(self) -> bool:
         """True for a step that has children (and so no func)."""
         return bool(self.children)
-
-    @functools.cached_property
-    def path_name(self) -> str:
-        """The path joined with ``_``."""
-        return path_name(self.path)
 
     @functools.cached_property
     def requirement_atoms(self) -> tuple[Atom, ...]:

@@ -36,16 +36,34 @@ def child_sequence(parent_sequence: str, ordinal: int) -> str:
     return f"{parent_sequence}.{ordinal}" if parent_sequence else str(ordinal)
 
 
-@attrs.frozen(slots=True, eq=False)
-class NodeSpec:
-    """A step instance: its definition, its container instance, and its iteration's item."""
+class NodeSpec(NamedTuple):
+    """A step instance: its definition, its container instance, and its iteration's item.
+
+    ``numbers`` are the ordinals of the iterations it is in, from the top (one tuple shared by
+    an iteration's instances). A named tuple, so immutable and three times cheaper to make
+    than a frozen attrs class (a compile makes one per node); compared by identity, as before.
+    """
 
     key: NodeKey
     step: StepDef
     parent: NodeKey
     ordinal: int
     item: Any
-    rank: tuple[int, tuple[int, ...]]
+    numbers: tuple[int, ...]
+
+    @property
+    def rank(self) -> tuple[int, tuple[int, ...]]:
+        """Its place in definition order, then sequence order (what nodes are sorted by)."""
+        return (self.step.order, self.numbers)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -92,6 +110,19 @@ class StepIndex:
         return found
 
 
+#: Make a ``NodeKey`` / ``NodeSpec`` from a tuple of its fields, without a Python-level call
+#: (a compile makes one of each per node).
+_new_key = functools.partial(tuple.__new__, NodeKey)
+_new_spec = functools.partial(tuple.__new__, NodeSpec)
+
+
+class _Flags(dict[str, bool]):
+    """Flags by step path: a path not in it is False."""
+
+    def __missing__(self, key: str) -> bool:
+        return False
+
+
 _HANDLING = (CONDITIONS.index(StepStatus.failure), CONDITIONS.index(StepStatus.complete))
 
 
@@ -100,23 +131,22 @@ def index_steps(flow: FlowDef) -> StepIndex:
     steps: dict[str, StepDef] = {}
     requirements: dict[str, Requirement] = {}
     watch: dict[str, list[Watch]] = {}
-    handled: dict[str, bool] = {}
+    handled = _Flags()  # only the handled ones: a fan of a million steps has none
     parents: dict[str, str] = {}
     groups: list[tuple[tuple[StepDef, ...], str]] = [(flow.steps, "")]
     for siblings, parent in groups:  # breadth first; grows as containers are met
+        names = [step.path_name for step in siblings]
+        compiled = [step.requires.compiled for step in siblings]
+        steps.update(zip(names, siblings, strict=True))
+        parents.update(dict.fromkeys(names, parent))
+        requirements.update(zip(names, compiled, strict=True))
         sharing: dict[int, tuple[Requirement, list[str]]] = {}  # by id of the requirement
-        for step in siblings:
-            name = step.path_name
-            steps[name] = step
-            parents[name] = parent
-            handled[name] = False
-            requirement = requirements[name] = step.requires.compiled
+        for name, requirement in zip(names, compiled, strict=True):
             if requirement.sources:  # (a step that requires nothing watches nothing)
                 sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
-            if step.children:
-                groups.append((step.children, name))
-        for requirement, names in sharing.values():
-            watchers = tuple(names)
+        groups.extend((step.children, step.path_name) for step in siblings if step.children)
+        for requirement, watching in sharing.values():
+            watchers = tuple(watching)
             for source, entries in requirement.sources.items():
                 watch.setdefault(source, []).append((requirement, tuple(entries), watchers))
                 if any(condition in _HANDLING for condition, _ in entries):
@@ -144,22 +174,26 @@ def expand_iterations(
     ``nodes`` and ``iterations`` are the caller's fresh accumulators.
     """
     key = container.key if container is not None else ROOT
-    numbers = container.rank[1] if container is not None else ()
+    numbers = container.numbers if container is not None else ()
     names = [step.path_name for step in body]
+    nested = any(step.children and not callable(step.repeats) for step in body)
     result = []
     for ordinal, item in enumerate(items, start=1):
         sequence = child_sequence(key.sequence, ordinal)
         rank = (*numbers, ordinal)
-        children = []
-        for step, name in zip(body, names, strict=True):
-            child = NodeKey(name, sequence)
-            spec = NodeSpec(child, step, key, ordinal, item, (step.order, rank))
-            nodes[child] = spec
-            children.append(child)
-            if step.children and not callable(step.repeats):
-                iterations[child] = expand_iterations(
-                    spec, step.children, repeat_items(step), nodes, iterations
-                )
+        children = [_new_key((name, sequence)) for name in names]
+        if not nested:  # the common case, in bulk
+            nodes.update(
+                (child, _new_spec((child, step, key, ordinal, item, rank)))
+                for child, step in zip(children, body, strict=True)
+            )
+        else:  # each nested container expanded right after its own node, as ever
+            for child, step in zip(children, body, strict=True):
+                spec = nodes[child] = _new_spec((child, step, key, ordinal, item, rank))
+                if step.children and not callable(step.repeats):
+                    iterations[child] = expand_iterations(
+                        spec, step.children, repeat_items(step), nodes, iterations
+                    )
         result.append(Iteration(key, ordinal, item, sequence, tuple(children)))
     return tuple(result)
 

@@ -27,7 +27,7 @@ from .expand import (
     expand_iterations,
     index_steps,
 )
-from .requirements import Expr, atoms
+from .requirements import NOTHING, Expr, atoms
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -116,15 +116,18 @@ def validate(flow: FlowDef) -> None:
 
 
 def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
-    known = {step.path_name: step for step in siblings}
-    paths = {step.path for step in siblings}
-    latest: dict[int, int] = {}  # expression (by id) -> the latest definition order it names
+    known: dict[str, StepDef] = {}  # made when a step first requires something (not in a fan)
+    paths: set[tuple[str, ...]] = set()
+    latest: dict[int, int] = {id(NOTHING): -1}  # expression (by id) -> latest order it names
     ordered = True  # every step requires only steps defined before it: no cycle possible
     for step in siblings:
         _check_shape(step)
         requires = step.requires
         last = latest.get(id(requires))
         if last is None:  # steps with equal requires share one expression: check it once
+            if not known:
+                known = {step.path_name: step for step in siblings}
+                paths = {step.path for step in siblings}
             _check_atoms(step, requires, paths, where)
             sources = requires.compiled.sources
             last = latest[id(requires)] = max((known[name].order for name in sources), default=-1)

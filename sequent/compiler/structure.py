@@ -6,8 +6,12 @@ nodes created at run time) into the shape ``Store.structure`` returns; ``plan_fr
 compiles that shape again with stand-in functions; ``describe_changes`` names what differs
 between two recorded structures. Pure: no I/O, no store.
 
-    Plan ──structure_of──> {"format", "flow", "steps", "nodes"} ──(store, JSON)──┐
-    Plan <──plan_from_structure── read_structure(recorded, expansions) <─────────┘
+    Plan ──structure_of──> {"format": 3, "flow", "steps"} ──(store, JSON)──┐
+    Plan <──plan_from_structure── read_structure(recorded, expansions) <───┘
+
+``decoded`` turns a recorded structure of any format (3: the definitions and how they expand;
+1 and 2, written by earlier versions: one ``[path, sequence, item]`` per node) into the per-node
+view readers use.
 """
 
 from __future__ import annotations
@@ -27,75 +31,96 @@ MAX_ITEM_CHARS = 200
 
 
 def structure_of(plan: Plan) -> dict[str, Any]:
-    """The compiled flow as JSON-able data: its steps and its statically known nodes.
+    """The compiled flow as JSON-able data: each step definition once, and how it expands.
 
-    ``steps`` holds one dict per definition, in definition order: ``path``, ``order``, and
-    only the options not left at their defaults (``parent`` for a child step, ``kind`` for a
-    container, ``func``, ``requires``, ``repeats``, ``delay``, ``retries``, ...);
-    ``nodes`` holds ``[path, sequence, item]`` per step instance in definition order, ``item``
-    being the repr of the container iteration's value (None without repeats). Format 2: a
-    step whose requirement is the same expression as an earlier step's records
-    ``requires_as`` (that step's path) instead of the expression (``resolved_steps`` undoes
-    it; readers of format 1 need nothing).
+    Format 3: ``steps`` holds one dict per definition, in definition order: ``path``, and
+    only what is not left at its default: ``order`` (when it is not the entry's position),
+    ``parent`` for a child step, ``kind`` for a container, ``func``, ``requires`` (or
+    ``requires_as``: the path of an earlier step with the same expression), ``repeats``
+    (``{"count": n}`` or ``{"callable": name}``) with ``items`` (the repr of each static
+    iteration's value), ``delay``, ``retries``, ... The step instances are not listed: they
+    follow from the steps (``decoded`` expands them), so a fan of 100,000 steps records
+    100,000 small entries and nothing per node. Formats 1 and 2 listed ``nodes``
+    (``[path, sequence, item]`` per static instance); ``decoded`` reads every format.
     """
     steps: list[dict[str, Any]] = []
     shared: dict[int, str] = {}  # requirement expression (by id) -> first step recorded with it
+    names: dict[int, str | None] = {}  # callable (by id) -> its recorded name
+    found: list[tuple[StepDef, str | None]] = []
+    pending: list[tuple[StepDef, str | None]] = [(step, None) for step in reversed(plan.flow.steps)]
+    while pending:  # depth first, children in definition order
+        step, parent = pending.pop()
+        found.append((step, parent))
+        pending.extend((child, step.path_name) for child in reversed(step.children))
+    found.sort(key=lambda pair: pair[0].order)
+    for position, (step, parent) in enumerate(found):
+        entry = _step_entry(step, parent, shared, names)
+        if step.order != position:
+            entry["order"] = step.order
+        steps.append(entry)
+    return {"format": FORMAT, "flow": plan.flow.name, "steps": steps}
 
-    def visit(step: StepDef, parent: str | None) -> None:
-        steps.append(_step_entry(step, parent, shared))
-        for child in step.children:
-            visit(child, step.path_name)
 
-    for step in plan.flow.steps:
-        visit(step, None)
-    steps.sort(key=lambda entry: entry["order"])
-    nodes = [
-        [key.path, key.sequence, item_text(spec.item)]
-        for key, spec in sorted(plan.nodes.items(), key=lambda item: item[1].rank)
-    ]
-    return {"format": 2, "flow": plan.flow.name, "steps": steps, "nodes": nodes}
+#: The format ``structure_of`` writes.
+FORMAT = 3
 
 
-def _step_entry(step: StepDef, parent: str | None, shared: dict[int, str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": step.path_name, "order": step.order}
+def _step_entry(
+    step: StepDef, parent: str | None, shared: dict[int, str], names: dict[int, str | None]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": step.path_name}
     if parent is not None:
         entry["parent"] = parent
     if step.children:
         entry["kind"] = "container"
     if step.func is not None:
-        entry["func"] = _callable_name(step.func)
-    first = shared.get(id(step.requires))
-    if first is not None:  # the same expression as an earlier step's: name that step
-        entry["requires_as"] = first
-    else:
-        requires = requirements.to_data(step.requires)
-        if requires is not None:
-            shared[id(step.requires)] = step.path_name
-            entry["requires"] = requires
+        key = id(step.func)
+        name = names.get(key)
+        if name is None:
+            name = names[key] = _callable_name(step.func)
+        entry["func"] = name
+    requires = step.requires
+    if requires is not requirements.NOTHING:
+        first = shared.get(id(requires))
+        if first is not None:  # the same expression as an earlier step's: name that step
+            entry["requires_as"] = first
+        else:
+            data = requirements.to_data(requires)
+            if data is not None:
+                shared[id(requires)] = step.path_name
+                entry["requires"] = data
     if step.repeats is not None:
         entry["repeats"] = _repeats(step.repeats)
+        if not callable(step.repeats):
+            entry["items"] = [item_text(item) for item in step.repeats]
     if step.parallel != 1:
         entry["parallel"] = step.parallel  # 0: no limit
-    for name in ("delay", "retries", "retry_delay", "timeout"):
-        value = getattr(step, name)
-        if value:
-            entry[name] = value
+    if step.delay or step.retries or step.retry_delay or step.timeout:
+        for name in ("delay", "retries", "retry_delay", "timeout"):
+            value = getattr(step, name)
+            if value:
+                entry[name] = value
+    _other_options(step, entry)
+    return entry
+
+
+def _other_options(step: StepDef, entry: dict[str, Any]) -> None:
     if step.hosts:
         entry["hosts"] = list(step.hosts)
     if step.acquires:
         entry["acquires"] = [[pool.name, amount] for pool, amount in step.acquires]
     if step.releases is not None:
         entry["releases"] = [[pool.name, amount] for pool, amount in step.releases]
-    recovery = {
-        status.value: replay.value
-        for status, replay in step.recovery.items()
-        if DEFAULT_RECOVERY.get(status) is not replay
-    }
-    if recovery:
-        entry["recovery"] = recovery
+    if step.recovery is not DEFAULT_RECOVERY:
+        recovery = {
+            status.value: replay.value
+            for status, replay in step.recovery.items()
+            if DEFAULT_RECOVERY.get(status) is not replay
+        }
+        if recovery:
+            entry["recovery"] = recovery
     if step.config:
         entry["config"] = dict(step.config)
-    return entry
 
 
 def item_text(item: Any) -> str | None:
@@ -129,6 +154,63 @@ def _callable_name(func: Any) -> str | None:
 # -- decoding --------------------------------------------------------------------------------
 
 
+def decoded(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded structure of any format in the per-node shape formats 1 and 2 recorded.
+
+    That is ``flow``, ``steps`` (each with its ``order``; ``items`` dropped) and ``nodes``:
+    ``[path, sequence, item]`` per statically known step instance, in definition order, then
+    sequence order. A structure that lists its nodes (formats 1 and 2, or one decoded
+    already) comes back as a copy; a format 3 one has its nodes expanded from its steps.
+    """
+    structure = dict(recorded)
+    if "nodes" in structure:
+        return structure
+    entries = list(structure.get("steps", ()))
+    steps = []
+    for position, entry in enumerate(entries):
+        step = dict(entry)
+        step.setdefault("order", position)
+        steps.append(step)
+    structure["nodes"] = _expanded_nodes(steps)
+    for step in steps:
+        step.pop("items", None)
+    structure["steps"] = steps
+    return structure
+
+
+def _expanded_nodes(steps: list[dict[str, Any]]) -> list[list[Any]]:
+    """The static step instances of format 3 ``steps``, as ``expand_iterations`` makes them."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for step in sorted(steps, key=_order):
+        children.setdefault(step.get("parent"), []).append(step)
+    found: list[tuple[int, tuple[int, ...], str, str, str | None]] = []
+    pending: list[tuple[str | None, str, tuple[int, ...], list[Any]]] = [(None, "", (), [None])]
+    while pending:
+        parent, parent_sequence, numbers, items = pending.pop()
+        body = children.get(parent, ())
+        for ordinal, item in enumerate(items, start=1):
+            sequence = f"{parent_sequence}.{ordinal}" if parent_sequence else str(ordinal)
+            rank = (*numbers, ordinal)
+            for step in body:
+                found.append((step["order"], rank, step["path"], sequence, item))
+                inner = _static_items(step)
+                if step["path"] in children and inner is not None:
+                    pending.append((step["path"], sequence, rank, inner))
+    found.sort(key=lambda node: (node[0], node[1]))
+    return [[path, sequence, item] for _, _, path, sequence, item in found]
+
+
+def _static_items(step: Mapping[str, Any]) -> list[Any] | None:
+    """The recorded item texts a container iterates over; None when known only at run time."""
+    repeats = step.get("repeats")
+    if repeats is None:
+        return [None]
+    if "callable" in repeats:
+        return None
+    items = step.get("items")
+    return list(items) if items is not None else [None] * int(repeats.get("count", 0))
+
+
 def read_structure(
     recorded: Mapping[str, Any] | None, expansions: Iterable[tuple[Any, ...]] = ()
 ) -> dict[str, Any]:
@@ -138,7 +220,7 @@ def read_structure(
     ``sequence``, ``parent`` ([path, sequence]), ``ordinal``, ``item`` and ``expanded``.
     ``expansions`` are ``(path, sequence, parent_path, parent_sequence, ordinal, item)`` rows.
     """
-    structure = dict(recorded) if recorded else {"flow": None, "steps": [], "nodes": []}
+    structure = decoded(recorded) if recorded else {"flow": None, "steps": [], "nodes": []}
     steps = resolved_steps(structure)
     for step in steps:
         parent = step.setdefault("parent", None)
@@ -263,6 +345,7 @@ def resolved_steps(structure: Mapping[str, Any]) -> list[dict[str, Any]]:
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], run_id: str) -> list[str]:
     """Messages naming the steps and nodes added, removed or changed between two structures."""
     notes: list[str] = []
+    old, new = decoded(old), decoded(new)
     old_steps = {step["path"]: step for step in resolved_steps(old)}
     new_steps = {step["path"]: step for step in resolved_steps(new)}
     added = [path for path in new_steps if path not in old_steps]
@@ -300,7 +383,9 @@ def _listed(names: list[str], limit: int = 20) -> str:
 
 
 __all__ = [
+    "FORMAT",
     "MAX_ITEM_CHARS",
+    "decoded",
     "describe_changes",
     "item_text",
     "plan_from_structure",

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..compiler.structure import decoded
 from ..errors import StoreError
 from ..status import StepStatus
 from .schema import EVENT_COLUMNS, EXPANSION_COLUMNS
@@ -112,7 +113,8 @@ def check_rows(
 def load_structure(text: str | None, path: str, run_id: str, part: str) -> dict[str, Any] | None:
     """The structure JSON ``text`` of run ``run_id`` (from ``part``), decoded and checked.
 
-    Returns None for None. Raises ``StoreError`` when it is not JSON or not of the shape the
+    Returns None for None, else the per-node view (``structure.decoded``) whatever the format
+    it was written in. Raises ``StoreError`` when it is not JSON or not of the shape the
     store writes (see docs/store.md).
     """
     if text is None:
@@ -125,30 +127,25 @@ def load_structure(text: str | None, path: str, run_id: str, part: str) -> dict[
     problem = _structure_problem(structure)
     if problem:
         raise _damaged(path, f"{where} {problem}")
-    return structure
+    return decoded(structure)
 
 
 def _structure_problem(structure: Any) -> str | None:
     if not isinstance(structure, dict):
         return f"is a JSON {type(structure).__name__}, not an object"
+    version = structure.get("format", 1)
+    if version not in (1, 2, 3):
+        return f"has format {_shown(version)}, which this version of sequent cannot read"
     steps, nodes = structure.get("steps"), structure.get("nodes")
-    if not isinstance(steps, list) or not isinstance(nodes, list):
+    if not isinstance(steps, list):
+        return "lacks its 'steps' list"
+    if version < 3 and not isinstance(nodes, list):
         return "lacks its 'steps' or 'nodes' list"
-    requiring: set[str] = set()
-    for number, step in enumerate(steps):
-        if not isinstance(step, dict):
-            return f"has step {number} that is not an object"
-        if not isinstance(step.get("path"), str) or not _is_int(step.get("order")):
-            return f"has step {number} without a text 'path' and a whole 'order'"
-        for key in ("parent", "kind", "func"):
-            if step.get(key) is not None and not isinstance(step[key], str):
-                return f"has step {step['path']!r} whose {key} is not text"
-        if "requires" in step and not _is_expression(step["requires"]):
-            return f"has step {step['path']!r} whose requires is not a requirement expression"
-        if "requires" in step:
-            requiring.add(step["path"])
-        if "requires_as" in step and step["requires_as"] not in requiring:
-            return f"has step {step['path']!r} whose requires_as names no earlier requirement"
+    if version == 3 and nodes is not None:
+        return "holds 'nodes', which format 3 does not record (its steps say how they expand)"
+    problem = _steps_problem(steps, version)
+    if problem or not isinstance(nodes, list):  # format 3: its steps are checked
+        return problem
     for number, node in enumerate(nodes):
         if (
             not isinstance(node, list)
@@ -160,6 +157,55 @@ def _structure_problem(structure: Any) -> str | None:
         ):
             return f"has node {number} that is not [path, sequence, item]: {_shown(node)}"
     return None
+
+
+def _steps_problem(steps: list[Any], version: int) -> str | None:
+    requiring: set[str] = set()
+    for number, step in enumerate(steps):
+        if not isinstance(step, dict):
+            return f"has step {number} that is not an object"
+        order = step.get("order", number if version == 3 else None)  # 3: its position
+        if not isinstance(step.get("path"), str) or not _is_int(order):
+            return f"has step {number} without a text 'path' and a whole 'order'"
+        for key in ("parent", "kind", "func"):
+            if step.get(key) is not None and not isinstance(step[key], str):
+                return f"has step {step['path']!r} whose {key} is not text"
+        if "requires" in step and not _is_expression(step["requires"]):
+            return f"has step {step['path']!r} whose requires is not a requirement expression"
+        if "requires" in step:
+            requiring.add(step["path"])
+        if "requires_as" in step and step["requires_as"] not in requiring:
+            return f"has step {step['path']!r} whose requires_as names no earlier requirement"
+        if version == 3 and not _expands(step):
+            return (
+                f'has step {step["path"]!r} whose repeats is not {{"count": n}} with n '
+                f'item texts, or {{"callable": name}}'
+            )
+    if version == 3:
+        paths = {step["path"] for step in steps}
+        for step in steps:
+            if step.get("parent") is not None and step["parent"] not in paths:
+                return f"has step {step['path']!r} whose parent {step['parent']!r} is no step"
+    return None
+
+
+def _expands(step: Mapping[str, Any]) -> bool:
+    """Whether a format 3 step's ``repeats`` and ``items`` say how it expands."""
+    repeats, items = step.get("repeats"), step.get("items")
+    if repeats is None:
+        return items is None
+    if not isinstance(repeats, dict):
+        return False
+    if "callable" in repeats:
+        return items is None
+    count = repeats.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return False
+    return items is None or (
+        isinstance(items, list)
+        and len(items) == count
+        and all(item is None or isinstance(item, str) for item in items)
+    )
 
 
 def _is_expression(value: Any) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..compiler import Plan
-from ..compiler.structure import describe_changes, structure_of
+from ..compiler.structure import decoded, describe_changes, structure_of
 from ..errors import RecoveryError
 from ..status import RunMode
 from ..version import __version__
@@ -138,10 +138,11 @@ class SqliteStore(Reader):
                     f"Run {found.run_id} was recorded for flow {found.flow_name!r}; recovering "
                     f"it with flow {flow_name!r}"
                 )
+            mine = decoded(json.loads(text))  # the per-node view, as found.structure is
             if found.structure is not None:
-                notes += describe_changes(found.structure, structure, found.run_id)
+                notes += describe_changes(found.structure, mine, found.run_id)
             # NULL: the same structure as the attempt before (see reading._structure).
-            own = None if json.loads(text) == found.structure else text
+            own = None if mine == found.structure else text
             _insert_attempt(conn, found.run_id, found.attempt, RunMode.recover, now, executor, own)
             took_over = lease.claim(
                 conn, found.run_id, found.attempt, store=self.path, started=now, force=force

@@ -136,6 +136,13 @@ DAMAGES = [
     ("structure node not a triple",
      ["UPDATE runs SET structure = json_set(structure, '$.nodes[0]', 7) WHERE run_id = '{run}'"],
      READERS, ["{run}", "structure", "node"]),
+    ("structure repeats malformed",
+     ["UPDATE runs SET structure = json_set(structure, '$.steps[1].repeats',"
+      " json('{{\"count\": \"two\"}}')) WHERE run_id = '{run}'"],
+     READERS, ["{run}", "structure", "repeats"]),
+    ("structure of an unknown format",
+     ["UPDATE runs SET structure = json_set(structure, '$.format', 9) WHERE run_id = '{run}'"],
+     READERS, ["{run}", "structure", "format 9"]),
     ("structure requires not an expression",
      ["UPDATE runs SET structure = json_set(structure, '$.steps[1].requires', 'first')"
       " WHERE run_id = '{run}'"],

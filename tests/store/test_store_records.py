@@ -230,7 +230,8 @@ def test_structure_describes_the_flow_without_its_code(tmp_path):
     finally:
         conn.close()
     raw = json.loads(text)  # what plain SQL sees: json_extract(structure, '$.steps') ...
-    assert raw["flow"] == "records" and raw["nodes"][0] == ["a", "1", None]
+    assert raw["flow"] == "records" and raw["format"] == 3 and "nodes" not in raw
+    assert raw["steps"][1]["items"] == ["1", "2"]  # each definition once, with its expansion
     steps = {step["path"]: step for step in open_store(str(path)).structure(run_id)["steps"]}
     assert steps["a"] == {
         "path": "a", "name": "a", "parent": None, "kind": "step", "order": 0,
