@@ -29,30 +29,21 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..compiler import ROOT, NodeKey, NodeSpec, Plan
-from ..context import StepContext
 from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
+from .attempts import Attempt
+from .commits import CommitPolicy
 from .contract import Backend, Recorder, RunOptions
 from .outcomes import arrived, outcome_of, timed_out
 from .signals import install_signals
-from .state import Change, RunState
-from .worker import Outcome, Task
+from .state import RunState
+from .worker import Outcome
 
 log = logging.getLogger("sequent")
 
 RETRY_DELAY_CAP = 300.0
-
-
-class _Attempt:
-    __slots__ = ("key", "spec", "number", "future", "token")
-
-    def __init__(self, key: NodeKey, spec: NodeSpec, number: int, token: int) -> None:
-        self.key = key
-        self.spec = spec
-        self.number = number
-        self.token = token
-        self.future: Future[Outcome] | None = None
+_READY, _ACTIVE = StepStatus.ready, StepStatus.active
 
 
 class Scheduler:
@@ -83,14 +74,15 @@ class Scheduler:
         self._granted: list[NodeKey] = []
         self._holders: set[NodeKey] = set()
         self._delayed: list[tuple[NodeKey, int]] = []
-        self._running: dict[NodeKey, _Attempt] = {}
+        self._running: dict[NodeKey, Attempt] = {}
         self._per_step: dict[str, int] = {}
         self._blocked: dict[str, list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]]] = {}
         self._retries: dict[NodeKey, int] = {}
         self._outcomes: dict[NodeKey, tuple[Outcome, int]] = {}
         self._retry_wait: dict[NodeKey, Outcome] = {}
-        self._submit: list[_Attempt] = []
+        self._submit: list[Attempt] = []
         self._halted: str | None = None
+        self._commits = CommitPolicy(plan)
         #: The signal name (or "KeyboardInterrupt") that interrupted the run, if one did.
         self.interrupted_by: str | None = None
         self.rounds = 0
@@ -110,7 +102,7 @@ class Scheduler:
             while True:
                 self.rounds += 1
                 if 0 < self.options.max_loops < self.rounds:
-                    self._halt("max_loops", None)
+                    self._halt("max_loops")
                 self._launch()
                 self._commit()
                 self._dispatch()
@@ -144,13 +136,14 @@ class Scheduler:
         if self.state.is_active():
             status = StepStatus.interrupted if self._halted else StepStatus.failure
             self.state.close(status, self._stop_reason())
-        self._commit()
+        self._commit(final=True)
         return self.state.result() and not self._halted
 
     def _wait(self) -> None:
         timeout = None
         if self._timers:
             timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        timeout = self._commits.wait_at_most(timeout)  # buffered rows fall due: commit them
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
@@ -188,7 +181,7 @@ class Scheduler:
         elif kind == "retry":
             self._retry_wait.pop(key, None)
             spec = self.state.nodes[key]
-            retry = _Attempt(key, spec, self._retries[key], next(self._tokens))
+            retry = Attempt(key, spec, self._retries[key], next(self._tokens))
             self._running[key] = retry
             self._submit.append(retry)
         elif kind == "timeout":
@@ -279,7 +272,7 @@ class Scheduler:
             self._absorb()
             return
         self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
-        attempt = _Attempt(key, spec, 0, next(self._tokens))
+        attempt = Attempt(key, spec, 0, next(self._tokens))
         self._retries[key] = 0
         self._running[key] = attempt
         self._submit.append(attempt)
@@ -290,26 +283,8 @@ class Scheduler:
         for attempt in submit:
             if self._running.get(attempt.key) is not attempt:
                 continue
-            spec = attempt.spec
-            step = spec.step
-            task = Task(
-                func=step.func,  # type: ignore[arg-type]
-                args=step.args,
-                kwargs=step.kwargs,
-                context=StepContext(
-                    name=attempt.key.path,
-                    sequence=attempt.key.sequence,
-                    recovery=self.options.recovery,
-                    run_id=self.options.run_id,
-                    flow_name=self.options.flow_name,
-                    ordinal=spec.ordinal,
-                    item=spec.item,
-                    logger_name=self.options.logger_name,
-                    retry=attempt.number,
-                ),
-                remote=self.backend.remote,
-                timeout=step.timeout,
-            )
+            step = attempt.spec.step
+            task = attempt.task(self.options, self.backend.remote)
             if step.timeout and not getattr(self.backend, "times_steps", False):
                 # (a backend that times steps itself counts from their start on a worker)
                 self._timer(step.timeout, "timeout", attempt.key, attempt.token)
@@ -326,13 +301,13 @@ class Scheduler:
             attempt.future = future
             future.add_done_callback(self._notifier(attempt))
 
-    def _notifier(self, attempt: _Attempt) -> Callable[[Future[Outcome]], None]:
+    def _notifier(self, attempt: Attempt) -> Callable[[Future[Outcome]], None]:
         key, token, events = attempt.key, attempt.token, self.events
         return lambda future: events.put(("done", key, token, future))
 
     # -- from running to done ---------------------------------------------------------------
 
-    def _completed(self, attempt: _Attempt, outcome: Outcome) -> None:
+    def _completed(self, attempt: Attempt, outcome: Outcome) -> None:
         key = attempt.key
         step = attempt.spec.step
         outcome = arrived(key, step, outcome)
@@ -344,6 +319,7 @@ class Scheduler:
             self.recorder.node(
                 key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
             )
+            self._commits.durable = True  # the failed try is committed before the retry runs
             log.warning(
                 "[ Step %s ] try %d failed (%s); retrying",
                 key,
@@ -435,12 +411,12 @@ class Scheduler:
             return "the run stopped after a failure (stop_on_exception)"
         return "the run ended"
 
-    def _halt(self, reason: str, _: Any) -> None:
+    def _halt(self, reason: str) -> None:
         if not self._halted:
             self._halted = reason
 
     def _interrupt(self, reason: Any) -> None:
-        self._halt(str(reason), None)
+        self._halt(str(reason))
         self.interrupted_by = self.interrupted_by or str(reason)
         log.warning("Interrupted (%s): stopping running steps", reason)
         for key, attempt in list(self._running.items()):
@@ -451,7 +427,7 @@ class Scheduler:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _kill(self, attempt: _Attempt) -> None:
+    def _kill(self, attempt: Attempt) -> None:
         """Stop a running attempt: its worker where the backend can, its programs' groups.
 
         Programs a step started in this process (serial, thread) are killed here; remote
@@ -470,29 +446,33 @@ class Scheduler:
             self._timers, (time.monotonic() + seconds, next(self._tokens), kind, key, token)
         )
 
-    def _commit(self) -> None:
+    def _commit(self, final: bool = False) -> None:
+        """Hand the round's changes to the recorder; commit them when something depends on
+        them (``commits.py``), and always when the run ends."""
         changes = self.state.get_changes()
         expanded = self.state.get_expanded()
+        policy = self._commits
         if expanded:
             self.recorder.expanded(expanded)
+            policy.durable = True
+        node, outcomes, watched = self.recorder.node, self._outcomes, policy.watched
         for change in changes:
-            self._record(change)
-            if change.status.is_terminal() and self.state.nodes[change.key].step.is_container:
-                self._release(change.key)
-        self.recorder.flush()
-        for key, moment in self._delayed:  # a delay counts from the committed ``ready``
+            key, status = change.key, change.status
+            if status is _READY or status is _ACTIVE:
+                if key.path in watched:
+                    policy.durable = True
+                node(key, status, error=change.error, replayed=change.replayed)
+                continue
+            policy.durable = True
+            outcome, retry = outcomes.pop(key, (None, 0))
+            node(key, status, error=change.error, replayed=change.replayed, outcome=outcome,
+                 retry=retry)  # fmt: skip
+            if self.state.nodes[key].step.is_container:
+                self._release(key)
+        if changes or expanded or policy.durable:
+            policy.buffered()
+        if policy.due() or final:
+            self.recorder.flush()
+        for key, moment in self._delayed:  # a delay counts from the recorded ``ready``
             self._timer(self.state.nodes[key].step.delay, "delay", key, moment)
         self._delayed.clear()
-
-    def _record(self, change: Change) -> None:
-        outcome, retry = None, 0
-        if change.status.is_terminal():
-            outcome, retry = self._outcomes.pop(change.key, (None, 0))
-        self.recorder.node(
-            change.key,
-            change.status,
-            error=change.error,
-            replayed=change.replayed,
-            outcome=outcome,
-            retry=retry,
-        )
