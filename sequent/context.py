@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,14 +85,7 @@ def entered(context: StepContext, set_environ: bool = False) -> Iterator[None]:
         else:
             yield
     finally:
-        for callback in STEP_ENDED:
-            callback(context)
         _current.reset(token)
-
-
-#: Called with the step's context when a step's body ends, in the thread that ran it (the run's
-#: step logs write what the step logged then, in one go).
-STEP_ENDED: list[Callable[[StepContext], None]] = []
 
 
 @contextmanager

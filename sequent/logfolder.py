@@ -106,6 +106,25 @@ class LogFolder:
 
         Raises ``LogFolderError`` when it is a link or not a regular file of this user's.
         """
+        fd = self.open_fd(name)
+        try:
+            return open(fd, "a", encoding="utf-8", closefd=True)  # noqa: SIM115
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def open_fd(self, name: str) -> int:
+        """A descriptor of the file ``name`` in this folder, opened to append (``O_APPEND``).
+
+        Made with the file mode if missing. Raises ``LogFolderError`` when it is a link or not
+        a regular file of this user's. The caller closes it.
+        """
+        try:  # a file made now is a regular file of ours, with no more than the file mode
+            return os.open(name, _APPEND | _NOFOLLOW | os.O_EXCL, self.file_mode, dir_fd=self.fd)
+        except FileExistsError:
+            pass
+        except OSError:
+            pass  # said below, with the reason
         path = self.path / name
         try:
             fd = os.open(name, _APPEND | _NOFOLLOW, self.file_mode, dir_fd=self.fd)
@@ -120,10 +139,10 @@ class LogFolder:
             _check_owner(path, info)
             if stat.S_IMODE(info.st_mode) & ~self.file_mode:
                 os.chmod(fd, self.file_mode)
-            return open(fd, "a", encoding="utf-8", closefd=True)  # noqa: SIM115
         except BaseException:
             os.close(fd)
             raise
+        return fd
 
     def close(self) -> None:
         """Close the folder's descriptor (files opened in it stay open)."""
