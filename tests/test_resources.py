@@ -6,7 +6,9 @@ What a step saw is judged from the recorded outcomes (worker-stamped ``started``
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from corerun import WORKERS, most_at_once, new_flow, rendezvous, run_core
@@ -32,6 +34,29 @@ def pause(seconds: float) -> None:
 
 def fail() -> None:
     raise RuntimeError("boom")
+
+
+def touch(path: str) -> None:
+    Path(path).touch()
+
+
+def until(path: str) -> bool:
+    """Wait until ``path`` exists; False if it never does (30 s bound a hang)."""
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def busy_until_seen(flow: seq.Sequent, executor: str, seen: tuple, folder: Path) -> None:
+    """``busy``, a step that runs until ``witness`` (which requires ``seen``) has run; on the
+    serial executor, which runs a leaf in the core's own thread, a step that returns at once."""
+    witness = str(folder / "witness")
+    flow.add_step("witness", func=touch, args=(witness,), requires=(seen,))
+    flow.add_step("busy", func=noop if executor == "serial" else until,
+                  args=() if executor == "serial" else (witness,))  # fmt: skip
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -164,38 +189,39 @@ def test_releases_empty_leads_to_a_clear_failure_not_a_hang(executor, backend, t
     assert run.ended - run.outcome("keeper/1").ended < 1.0
 
 
-@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_deadlock_is_detected_while_other_steps_still_run(executor, backend, tmp_path):
+    """``busy`` runs until a step that needs the waiter's failure has run: the deadlock is
+    found while it runs, not once everything else has ended (then ``busy`` would wait in
+    vain)."""
     rp = pool("RP", 2)
     flow = new_flow(backend, tmp_path, stop_on_exception=False)
     keeper = flow.add_step("keeper", func=noop, acquires=[(rp, 1)], releases=[])
-    flow.add_step("waiter", func=noop, acquires=[(rp, 2)], requires=((keeper, S.success),))
-    flow.add_step("busy", func=pause, args=(1.5,))
+    waiter = flow.add_step("waiter", func=noop, acquires=[(rp, 2)],
+                           requires=((keeper, S.success),))  # fmt: skip
+    busy_until_seen(flow, executor, (waiter, S.failure), tmp_path)
     run = run_core(flow, backend, stop_on_exception=False)
-    assert run.result is False
+    assert run.result is True  # the witness handles the waiter's failure
     failed = run.record("waiter/1", S.failure)
     assert "requests 2 of resource pool 'RP'" in failed.error
-    assert run.status()["busy/1"] == "success"
-    if executor == "serial":  # `busy` runs in the core's own thread: the core waits for it
-        assert failed.time - run.outcome("busy/1").ended < 1.0
-    else:
-        assert failed.time - run.outcome("keeper/1").ended < 1.0
-        assert failed.time < run.outcome("busy/1").ended
+    assert run.status()["busy/1"] == "success" and run.status()["witness/1"] == "success"
+    if executor != "serial":
+        assert run.value("busy/1") is True, "busy ended before the deadlock was found"
 
 
-@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
 def test_child_waiting_for_what_its_container_holds_fails_at_once(executor, backend, tmp_path):
     rp = pool("RP", 1)
     flow = new_flow(backend, tmp_path, stop_on_exception=False)
     box = flow.add_step("box", acquires=[(rp, 1)])
     box.add_step("inner", func=noop, acquires=[(rp, 1)])
-    flow.add_step("busy", func=pause, args=(1.5,))
+    busy_until_seen(flow, executor, (box, S.failure), tmp_path)
     run = run_core(flow, backend, stop_on_exception=False)
-    assert run.result is False
+    assert run.result is True  # the witness handles the box's failure
     failed = run.record("box_inner/1.1", S.failure)
     assert "box/1" in failed.error  # the holder: its own container
-    assert failed.time < run.outcome("busy/1").ended
     assert run.status()["box/1"] == "failure"
+    assert run.index("box_inner/1.1", S.failure) < run.index("busy/1", S.success)
+    if executor != "serial":
+        assert run.value("busy/1") is True, "busy ended before the child failed"
 
 
 def test_waiters_behind_an_impossible_request_still_get_served(executor, backend, tmp_path):
