@@ -11,6 +11,7 @@ import zlib
 
 import pytest
 import report_runs as runs
+from seedflow import seed_flow
 
 import sequent as seq
 from sequent.cli import cli
@@ -199,14 +200,7 @@ def test_recorded_structure_draws_the_same_graph_as_the_flow(seed_store):
             for node in store.nodes(run_id)
         }
     rebuilt = plan_from_structure(structure)
-    flow = seq.Sequent(name="runly04", store=":memory:")
-    s1 = flow.add_step("s1", repeats=[1, 2])
-    s11 = s1.add_step("s11", repeats=[1, 2])
-    s111 = s11.add_step("s111", func=print)
-    s11.add_step("s112", func=print, requires=((s111, S.success),))
-    s1.add_step("s12", func=print, requires=((s11, S.success),))
-    flow.add_step("s2", func=print, requires=((s1, S.success),))
-    original = flow.compile()
+    original = seed_flow(name="runly04").compile()
     for expanded in (False, True):
         assert to_dot(rebuilt, expanded, statuses) == to_dot(original, expanded, statuses)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+from seedflow import seed_flow
 
 import sequent as seq
 from sequent.compiler import ROOT, AllOf, AnyOf, Atom, NodeKey, Plan
@@ -18,17 +19,6 @@ def prog() -> None:
 def K(text: str) -> NodeKey:
     path, sequence = text.split("/")
     return NodeKey(path, sequence)
-
-
-def seed_flow() -> seq.Sequent:
-    flow = seq.Sequent(name="seed", store=":memory:")
-    s1 = flow.add_step("s1", repeats=[1, 2])
-    s11 = s1.add_step("s11", repeats=[1, 2])
-    s111 = s11.add_step("s111", func=prog)
-    s11.add_step("s112", func=prog, requires=((s111, S.success),))
-    s1.add_step("s12", func=prog, requires=((s11, S.success),))
-    flow.add_step("s2", func=prog, requires=((s1, S.success),))
-    return flow
 
 
 def nodes_of(plan: Plan) -> dict[str, tuple]:
@@ -55,7 +45,7 @@ def edges_of(plan: Plan) -> set[tuple]:
 
 
 def test_seed_flow_nodes():
-    assert nodes_of(seed_flow().compile()) == {
+    assert nodes_of(seed_flow(prog).compile()) == {
         "s1/1": ("s1", "/", 1, None, (0, (1,))),
         "s1_s11/1.1": ("s1_s11", "s1/1", 1, 1, (1, (1, 1))),
         "s1_s11/1.2": ("s1_s11", "s1/1", 2, 2, (1, (1, 2))),
@@ -74,7 +64,7 @@ def test_seed_flow_nodes():
 
 
 def test_seed_flow_iterations():
-    assert iterations_of(seed_flow().compile()) == {
+    assert iterations_of(seed_flow(prog).compile()) == {
         "/": [(1, None, "1", ["s1/1", "s2/1"])],
         "s1/1": [
             (1, 1, "1.1", ["s1_s11/1.1", "s1_s12/1.1"]),
@@ -92,7 +82,7 @@ def test_seed_flow_iterations():
 
 
 def test_seed_flow_graph():
-    plan = seed_flow().compile()
+    plan = seed_flow(prog).compile()
     requires = (("kind", "requires"), ("statuses", ("success",)))
 
     def contains(ordinal: int) -> tuple:
@@ -125,7 +115,7 @@ def test_seed_flow_graph():
 
 
 def test_seed_flow_order_is_definition_then_sequence():
-    assert [str(k) for k in seed_flow().compile().order()] == [
+    assert [str(k) for k in seed_flow(prog).compile().order()] == [
         "s1/1",
         "s1_s11/1.1",
         "s1_s11/1.2",
@@ -144,7 +134,7 @@ def test_seed_flow_order_is_definition_then_sequence():
 
 
 def test_seed_flow_index():
-    index = seed_flow().compile().index
+    index = seed_flow(prog).compile().index
     assert dict(index.watchers) == {
         "s1": ("s2",),
         "s2": (),
@@ -229,7 +219,7 @@ def test_callable_repeats_are_left_for_the_scheduler():
 
 
 def test_compiled_plan_is_immutable():
-    plan = seed_flow().compile()
+    plan = seed_flow(prog).compile()
     with pytest.raises(nx.NetworkXError):
         plan.graph.add_edge(K("s2/1"), K("s1/1"))
     with pytest.raises(AttributeError):

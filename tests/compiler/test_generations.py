@@ -11,6 +11,7 @@ import graphlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seedflow import seed_flow
 
 import sequent as seq
 from sequent.compiler import NodeKey
@@ -79,13 +80,7 @@ def test_diamond_with_a_failure_skips_what_depends_on_it():
 
 
 def test_seed_flow_generations():
-    flow = seq.Sequent(name="seed", store=":memory:")
-    s1 = flow.add_step("s1", repeats=[1, 2])
-    s11 = s1.add_step("s11", repeats=[1, 2])
-    s111 = s11.add_step("s111", func=prog)
-    s11.add_step("s112", func=prog, requires=((s111, S.success),))
-    s1.add_step("s12", func=prog, requires=((s11, S.success),))
-    flow.add_step("s2", func=prog, requires=((s1, S.success),))
+    flow = seed_flow(prog)
     found, state = generations(flow)
     assert found == [
         ["s1/1"],
