@@ -417,6 +417,7 @@ def test_progress_is_drawn_when_asked_and_not_otherwise(folder):
     assert "0 failed" in shown.stderr
 
 
+@pytest.mark.slow  # the installed command, in subprocesses
 def test_installed_command_exit_statuses(folder):
     command = shutil.which("sequent")
     if command is None:

@@ -297,7 +297,10 @@ def needs_dask(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in EXAMPLES.glob("*.py")))
-@pytest.mark.slow_on("dask_flow.py", "pitch.py")  # a Dask cluster; a demo with pauses
+# Each example is a script run in a subprocess (dask_flow starts a cluster, pitch pauses for
+# its demo): the quick suite keeps seed_simple, test_store_recovery runs seed_recovery.
+@pytest.mark.slow_on("dask_flow.py", "pitch.py", "parallel_files.py", "program_flow.py",
+                     "resources_flow.py", "seed_recovery.py", "seed_resources.py")  # fmt: skip
 def test_example(name, tmp_path):
     if needs_dask(EXAMPLES / name) and importlib.util.find_spec("distributed") is None:
         pytest.skip(f"{name} needs Dask: pip install 'sequent[dask]'")

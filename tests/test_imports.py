@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("networkx", "sqlite_utils", "dask", "distributed", "rich", "yaml", "loky")
 
@@ -36,6 +38,7 @@ def test_import_sequent_loads_no_heavy_module(tmp_path):
     assert loaded_after("import sequent", tmp_path) == []
 
 
+@pytest.mark.slow  # runs in subprocesses
 def test_a_run_on_an_existing_store_needs_no_sqlite_utils(tmp_path):
     assert "sqlite_utils" in loaded_after(RUN, tmp_path)  # the first run creates the store
     assert loaded_after(RUN, tmp_path) == []

@@ -15,6 +15,7 @@ def noop() -> None:
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process", "loky"])
+@pytest.mark.slow_on("process", "loky")  # each run starts its own worker pool
 def test_hosts_on_a_local_executor_is_one_warning_per_run_naming_the_steps(executor, tmp_path):
     flow = seq.Sequent(
         name="hosts",

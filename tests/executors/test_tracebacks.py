@@ -34,6 +34,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("executor", ["thread", "process", "loky"])
+@pytest.mark.slow_on("process", "loky")  # a script in a subprocess starting a worker pool
 def test_traceback_names_the_step_functions_file_and_line(tmp_path, executor):
     script = tmp_path / "flow_tb.py"
     script.write_text(SCRIPT, encoding="utf-8")

@@ -214,6 +214,7 @@ def test_a_damaged_piece_is_a_one_line_store_error(recorded, tmp_path, statement
     assert not (tmp_path / "logs" / "damaged" / run_id).exists()
 
 
+@pytest.mark.slow  # the store is recorded by two commands in subprocesses
 def test_the_python_api_raises_store_error_naming_the_run(recorded, tmp_path):
     store = damage(recorded, tmp_path, *DAMAGES[0][1])
     run_id = recorded[1]
