@@ -14,7 +14,7 @@ import attrs
 
 from ..status import CONDITIONS, StepStatus
 from .definitions import FlowDef, StepDef
-from .requirements import Requirement
+from .requirements import NOTHING, Requirement
 
 
 class NodeKey(NamedTuple):
@@ -89,8 +89,10 @@ class StepIndex:
     ``requirements[p]`` is step ``p``'s compiled requirement; ``watch[p]`` lists what watches
     ``p`` (see ``Watch``): steps with one and the same requirement expression share an entry,
     so a wide join of identical requirements costs one entry per distinct expression.
-    ``handled[p]`` says whether a sibling requires ``p``'s failure or completion (so a failure
-    of ``p`` is handled).
+    ``requirements`` and ``handled`` hold only the steps that require something, and those
+    handled (a fan of a million steps holds neither); a step not held reads as requiring
+    nothing / not handled. ``handled[p]`` says whether a sibling requires ``p``'s failure or
+    completion (so a failure of ``p`` is handled).
     """
 
     steps: Mapping[str, StepDef]
@@ -123,13 +125,30 @@ class _Flags(dict[str, bool]):
         return False
 
 
+#: The compiled form of "requires nothing", shared by every step that requires nothing.
+_NONE = NOTHING.compiled
+
+
+class _Requirements(dict[str, Requirement]):
+    """Compiled requirements by step path, holding only those that require something."""
+
+    def __init__(self, steps: Mapping[str, StepDef]) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def __missing__(self, key: str) -> Requirement:
+        if key in self.steps:
+            return _NONE
+        raise KeyError(key)
+
+
 _HANDLING = (CONDITIONS.index(StepStatus.failure), CONDITIONS.index(StepStatus.complete))
 
 
 def index_steps(flow: FlowDef) -> StepIndex:
     """Derive the lookup tables of ``StepIndex`` from a validated flow."""
     steps: dict[str, StepDef] = {}
-    requirements: dict[str, Requirement] = {}
+    requirements = _Requirements(steps)  # only the steps that require something
     watch: dict[str, list[Watch]] = {}
     handled = _Flags()  # only the handled ones: a fan of a million steps has none
     parents: dict[str, str] = {}
@@ -139,9 +158,10 @@ def index_steps(flow: FlowDef) -> StepIndex:
         compiled = [step.requires.compiled for step in siblings]
         steps.update(zip(names, siblings, strict=True))
         parents.update(dict.fromkeys(names, parent))
-        requirements.update(zip(names, compiled, strict=True))
         sharing: dict[int, tuple[Requirement, list[str]]] = {}  # by id of the requirement
         for name, requirement in zip(names, compiled, strict=True):
+            if requirement is not _NONE:
+                requirements[name] = requirement
             if requirement.sources:  # (a step that requires nothing watches nothing)
                 sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
         groups.extend((step.children, step.path_name) for step in siblings if step.children)

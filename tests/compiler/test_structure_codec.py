@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sequent as seq
-from sequent.compiler import requirements
+from sequent.compiler import NodeKey, requirements
 from sequent.compiler.structure import (
     decoded,
     describe_changes,
@@ -227,3 +227,21 @@ def test_a_damaged_new_structure_names_the_problem(old_store):
     conn.close()
     with open_store(str(store)) as reader, pytest.raises(StoreError, match="'box' whose repeats"):
         reader.structure(run_id)
+
+
+@pytest.mark.slow
+def test_a_million_nodes_compile_and_record_as_their_definitions():
+    flow = new_flow("million")
+    box = flow.add_step("box", repeats=range(10_000))
+    for number in range(100):
+        box.add_step(f"s{number}", func=work)
+    plan = flow.compile()
+    assert len(plan.nodes) == 1 + 1_000_000
+    assert len(plan.iterations[NodeKey("box", "1")]) == 10_000
+    recorded = structure_of(plan)
+    assert len(recorded["steps"]) == 101 and "nodes" not in recorded  # nothing per node
+    assert len(recorded["steps"][0]["items"]) == 10_000
+    nodes = decoded(json.loads(json.dumps(recorded)))["nodes"]
+    assert len(nodes) == len(plan.nodes)
+    assert nodes[:3] == [["box", "1", None], ["box_s0", "1.1", "0"], ["box_s0", "1.2", "1"]]
+    assert nodes[-1] == ["box_s99", "1.10000", "9999"]
