@@ -117,13 +117,23 @@ def _log_folders(opened: Any, run_id: str, logdir: str | None) -> list[Path]:
     return folders
 
 
-def _log_nodes(opened: Any, run_id: str, step: str | None) -> list[tuple[str, str]] | None:
-    """The step instances whose logs ``STEP[@SEQUENCE]`` asks for (None: the run's log)."""
+def _log_nodes(
+    opened: Any, run_id: str, step: str | None, running: bool = False
+) -> list[tuple[str, str]] | None:
+    """The step instances whose logs ``STEP[@SEQUENCE]`` asks for (None: the run's log).
+
+    Of a ``running`` run, also those of its structure not recorded yet (a step that has just
+    started may log before its start reaches the store).
+    """
     from ..marks import parse_node
 
     if step is None:
         return None
     nodes = [(row["path"], row["sequence"]) for row in opened.nodes(run_id)]
+    if running:
+        recorded = set(nodes)
+        planned = [(node["path"], node["sequence"]) for node in opened.structure(run_id)["nodes"]]
+        nodes += [node for node in planned if node not in recorded]
     if "@" in step:
         with usage():
             key = parse_node(step)
@@ -184,7 +194,7 @@ def logs(
                 f"--follow follows a running run, and run {run_id} is {state}; leave out "
                 f"--follow to print its log"
             )
-        wanted = _log_nodes(opened, run_id, step)
+        wanted = _log_nodes(opened, run_id, step, running=state == "running")
         files = _log_files(_log_folders(opened, run_id, logdir), wanted)
         offsets = {file: _print_new(file, 0, len(files) > 1) for file in files}
         while follow and state == "running":
