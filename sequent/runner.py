@@ -101,8 +101,7 @@ def run_flow(
     session, folder = _begin(plan, backend, store, options)
     if begun is not None:
         begun(session.run_id)
-    tally = Tally(session)
-    display, recorder = _display(plan, options, session.run_id, tally)
+    display, recorder = _display(plan, options, session.run_id, session)
     with session.releasing(), display, RunLogging(folder, options.logging_level):
         _opening_lines(backend, store, options, session, folder)
         _announce(plan, backend, options, session.run_id, prepared=prepare is not None)
@@ -117,21 +116,21 @@ def run_flow(
                 session.finish(result)
             finally:  # the run log ends with the result even when the store failed
                 recovering = options.mode is RunMode.recover or bool(selection)
-                _summary(scheduler, tally if recovering else None)
+                _summary(scheduler, recovering)
                 word = "success" if result else "failure"
                 log.info("Processing finished with: %s", word, extra=CLOSING)
     return Finished(result, session.run_id, scheduler.interrupted_by)
 
 
-def _display(plan: Plan, options: FlowOptions, run_id: str, tally: Tally) -> tuple[Any, Any]:
-    """The live progress display (or a no-op) and the recorder that feeds it from ``tally``."""
+def _display(plan: Plan, options: FlowOptions, run_id: str, session: Any) -> tuple[Any, Any]:
+    """The live progress display (or a no-op) and the recorder that feeds it and ``session``."""
     if not options.progress:
-        return contextlib.nullcontext(), tally
+        return contextlib.nullcontext(), session
     from .progress import LiveProgress
 
     console = None if options.progress is True else options.progress
     display = LiveProgress(plan, options.flow_name, run_id, console=console)
-    return display, display.wrap(tally)
+    return display, display.wrap(session)
 
 
 def _opening_lines(
@@ -317,35 +316,18 @@ def choose_steps(plan: Plan, store: Any, options: FlowOptions) -> Selection:
     return select(plan, options.only, options.rerun, options.downstream, previous, run_id)
 
 
-class Tally:
-    """A recorder passing every call on to the real one, noting the leaves run or replayed."""
-
-    def __init__(self, recorder: Any) -> None:
-        self.recorder = recorder
-        self.ran: set[NodeKey] = set()
-        self.replayed: dict[NodeKey, StepStatus] = {}
-
-    def node(self, key: NodeKey, status: StepStatus, **details: Any) -> None:
-        """Record a status change, and note a start or a replay."""
-        self.recorder.node(key, status, **details)
-        if status is StepStatus.active:
-            self.ran.add(key)
-        elif details.get("replayed"):
-            self.replayed[key] = status
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.recorder, name)
-
-    def counts(self, nodes: Mapping[NodeKey, NodeSpec]) -> str:
-        """``N recovered, M ran`` (and ``K kept`` for steps ``--only`` left out), leaves only."""
-        leaves = [key for key in self.ran if not nodes[key].step.is_container]
-        recovered = sum(1 for status in self.replayed.values() if status is StepStatus.success)
-        text = f"{recovered} recovered, {len(leaves)} ran"
-        kept = len(self.replayed) - recovered
-        return text + (f", {kept} kept" if kept else "")
+def _counts(scheduler: Scheduler) -> str:
+    """``N recovered, M ran`` (and ``K kept`` for steps ``--only`` left out), leaves only."""
+    nodes = scheduler.state.nodes
+    leaves = [key for key in scheduler.ran if not nodes[key].step.is_container]
+    replayed = scheduler.replayed
+    recovered = sum(1 for status in replayed.values() if status is StepStatus.success)
+    text = f"{recovered} recovered, {len(leaves)} ran"
+    kept = len(replayed) - recovered
+    return text + (f", {kept} kept" if kept else "")
 
 
-def _summary(scheduler: Scheduler, tally: Tally | None = None) -> None:
+def _summary(scheduler: Scheduler, recovering: bool = False) -> None:
     """Log the counts per status, steps and containers apart, then the steps that went wrong.
 
     A recover (or a run choosing steps) first says how many steps it recovered and ran."""
@@ -357,8 +339,8 @@ def _summary(scheduler: Scheduler, tally: Tally | None = None) -> None:
         counts = containers if spec.step.is_container else steps
         counts[status.value if status is not None else "not started"] += 1
     text = _counted(steps, "step")
-    if tally is not None:
-        text = f"{tally.counts(state.nodes)}; {text}"
+    if recovering:
+        text = f"{_counts(scheduler)}; {text}"
     if containers:
         text += f"; {_counted(containers, 'container')}"
     log.info("Summary: %s", text)

@@ -23,6 +23,10 @@ class StepStatus(enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Members are singletons compared by identity: hashing by identity is as exact as the
+    # name's hash Enum uses, and a C slot instead of a Python call (the core asks a lot).
+    __hash__ = object.__hash__
+
 
 #: The statuses after which nothing more happens to a step instance.
 TERMINAL = (StepStatus.success, StepStatus.failure, StepStatus.skipped, StepStatus.interrupted)

@@ -83,6 +83,10 @@ class Scheduler:
         self._submit: list[Attempt] = []
         self._halted: str | None = None
         self._commits = CommitPolicy(plan)
+        #: The nodes started in this run (leaves ran; containers were entered).
+        self.ran: set[NodeKey] = set()
+        #: The nodes that took a previous status without running (recover, ``--only``).
+        self.replayed: dict[NodeKey, StepStatus] = {}
         #: The signal name (or "KeyboardInterrupt") that interrupted the run, if one did.
         self.interrupted_by: str | None = None
         self.rounds = 0
@@ -461,9 +465,13 @@ class Scheduler:
             if status is _READY or status is _ACTIVE:
                 if key.path in watched:
                     policy.durable = True
+                if status is _ACTIVE:
+                    self.ran.add(key)
                 node(key, status, error=change.error, replayed=change.replayed)
                 continue
             policy.durable = True
+            if change.replayed:
+                self.replayed[key] = status
             outcome, retry = outcomes.pop(key, (None, 0))
             node(key, status, error=change.error, replayed=change.replayed, outcome=outcome,
                  retry=retry)  # fmt: skip
