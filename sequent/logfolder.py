@@ -45,9 +45,12 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
 def safe_name(part: str) -> str:
     """``part`` with every character outside ``[A-Za-z0-9_.@-]`` replaced by ``_``."""
-    name = re.sub(r"[^A-Za-z0-9_.@-]", "_", part) or "_"
+    name = _UNSAFE.sub("_", part) or "_"
     return "_" if name in (".", "..") else name
 
 
