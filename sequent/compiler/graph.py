@@ -118,11 +118,13 @@ def validate(flow: FlowDef) -> None:
 def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
     known: dict[str, StepDef] = {}  # made when a step first requires something (not in a fan)
     paths: set[tuple[str, ...]] = set()
-    latest: dict[int, int] = {id(NOTHING): -1}  # expression (by id) -> latest order it names
+    latest: dict[int, int] = {}  # expression (by id) -> the latest definition order it names
     ordered = True  # every step requires only steps defined before it: no cycle possible
     for step in siblings:
         _check_shape(step)
         requires = step.requires
+        if requires is NOTHING:  # nothing to check, no order to keep (most steps of a fan)
+            continue
         last = latest.get(id(requires))
         if last is None:  # steps with equal requires share one expression: check it once
             if not known:
