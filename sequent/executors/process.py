@@ -55,14 +55,20 @@ from .logstream import LogServer
 from .payload import Packer
 from .process_worker import STARTED, TIMED, pack_outcome, serve
 from .worker import Outcome, Task, describe, dumps, export_environ, machine_failure
+from .zygote import Zygote
 
 log = logging.getLogger("sequent")
 
 
 def default_start_method() -> str:
-    """``fork`` where the platform has it (Linux, BSD), else ``spawn``."""
+    """``zygote`` where the platform can fork (Linux, BSD), else ``spawn``."""
+    return "zygote" if "zygote" in start_methods() else "spawn"
+
+
+def start_methods() -> list[str]:
+    """The start methods of this platform: multiprocessing's, and ``zygote`` where it forks."""
     methods = multiprocessing.get_all_start_methods()
-    return "fork" if "fork" in methods and sys.platform != "darwin" else "spawn"
+    return ["zygote", *methods] if "fork" in methods and sys.platform != "darwin" else methods
 
 
 class _Job:
@@ -116,15 +122,17 @@ class ProcessExecutor:
                 f"ProcessExecutor(max_workers={max_workers!r}): give a whole number >= 1 or None"
             )
         method = start_method or default_start_method()
-        if method not in multiprocessing.get_all_start_methods():
+        if method not in start_methods():
             raise ExecutorError(
                 f"start method {method!r} is not available here; choose one of "
-                f"{multiprocessing.get_all_start_methods()}"
+                f"{start_methods()}"
             )
         self.max_workers = max_workers
         self.start_method = method
         self.kill_grace = kill_grace
-        self._context: Any = multiprocessing.get_context(method)
+        # The zygote is forked now, while this process likely runs one thread (see zygote.py).
+        self._zygote = Zygote() if method == "zygote" else None
+        self._context: Any = multiprocessing.get_context(None if self._zygote else method)
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._queue: deque[_Job] = deque()
@@ -199,6 +207,8 @@ class ProcessExecutor:
                 stopped = "the executor was shut down while it ran"
                 self._resolve(worker.job, _failure(worker.job, "WorkerError", stopped))
         self._workers.clear()
+        if self._zygote is not None:
+            self._zygote.stop()
         os.close(self._wake_r)
         os.close(self._wake_w)
         if self._logs is not None:
@@ -236,6 +246,15 @@ class ProcessExecutor:
         self._reader.start()
 
     def _spawn(self) -> _Worker:
+        if self._zygote is not None:
+            ours, theirs = connection.Pipe(duplex=True)
+            try:
+                child = self._zygote.spawn(theirs, self._log_address)
+            finally:
+                theirs.close()
+            worker = _Worker(child, ours)
+            self._workers.append(worker)
+            return worker
         ours, theirs = self._context.Pipe(duplex=True)
         inherited: tuple[int, ...] = ()
         if self.start_method == "fork":  # the child must not hold its siblings' pipe ends
