@@ -29,7 +29,7 @@ FLOW_DEFAULTS: dict[str, Any] = {
     "log_permissions": "private",
     "workdir": tempfile.gettempdir(),
     "sleep_between_loops": 1,
-    "start_method": None,  # the process executor's multiprocessing start method
+    "start_method": None,  # how the process executor starts workers (zygote, fork, spawn, ...)
     # Dask: seconds a step whose hosts= match no worker waits for one to join (None: fail
     # before the run, or 60 s on an adaptive cluster).
     "hosts_wait": None,
@@ -223,10 +223,10 @@ def check_values(config: Mapping[str, Any], where: str) -> None:
             f"(0750, 0640) or 'shared' (0755, 0644), got {permissions!r}"
         )
     method = config.get("start_method")
-    if method is not None and method not in ("fork", "spawn", "forkserver"):
+    if method is not None and method not in ("zygote", "fork", "spawn", "forkserver"):
         raise ConfigError(
-            f"{where}: start_method must be 'fork', 'spawn' or 'forkserver' (or None for the "
-            f"platform's default), got {method!r}"
+            f"{where}: start_method must be 'zygote', 'fork', 'spawn' or 'forkserver' (or None "
+            f"for the platform's default), got {method!r}"
         )
     wait = config.get("hosts_wait")
     if wait is not None and (

@@ -33,6 +33,11 @@ class SharedBackend:
             self.post = inner.post
             self.cancel = inner.cancel
 
+    @property
+    def times_steps(self) -> bool:
+        """Whether the real backend counts step timeouts from their start on a worker."""
+        return bool(getattr(self.inner, "times_steps", False))
+
     def submit(self, task, hosts=None):
         return self.inner.submit(task, hosts)
 

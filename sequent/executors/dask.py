@@ -256,6 +256,8 @@ class DaskExecutor:
         _, info = event
         with self._lock:
             entry = self._running.get(info.get("key"))
+        if entry is not None:
+            entry.began = float(info.get("started") or 0.0)
         if entry is not None and entry.placement.timeout:
             self._clock.arm(time.monotonic() + entry.placement.timeout, info["key"])
 
@@ -267,14 +269,14 @@ class DaskExecutor:
         self._stop(entry)
         timeout = entry.placement.timeout
         error = f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s"
-        entry.settle(machine_failure(error, started=time.time() - (timeout or 0)))
+        entry.settle(machine_failure(error, started=entry.began or time.time() - (timeout or 0)))
 
     def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
         with self._lock:
             entry = self._running.pop(str(done.key), None)
         if entry is not None and not entry.future.done():
-            entry.settle(outcome if outcome is not None else outcome_of(done, entry.task))
+            entry.settle(outcome if outcome is not None else outcome_of(done, entry))
 
     def kill(self, future: Future[Outcome]) -> bool:
         """Cancel the task and kill its programs' groups; its Python code cannot be stopped."""
@@ -331,7 +333,8 @@ class DaskExecutor:
             running = list(self._running.values())
             self._running.clear()
         for entry in running:
-            entry.settle(failure("WorkerError: the Dask executor was shut down while the step ran"))
+            stopped = "WorkerError: the Dask executor was shut down while the step ran"
+            entry.settle(failure(stopped, started=entry.began or entry.sent))
         self._clock.stop()
         if self._sender is not None:
             self._sender.stop()

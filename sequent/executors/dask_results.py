@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -35,7 +36,9 @@ class Placement:
 
 
 class Entry:
-    __slots__ = ("future", "task", "placement", "dask", "workers", "announce", "cancelled")
+    __slots__ = (
+        "future", "task", "placement", "dask", "workers", "announce", "cancelled", "sent", "began"
+    )
 
     def __init__(self, future: Future[Outcome], task: Task, placement: Placement) -> None:
         self.future = future
@@ -45,6 +48,8 @@ class Entry:
         self.workers: list[str] | None = None
         self.announce = False
         self.cancelled = False
+        self.sent = time.time()  # when it was submitted: its recorded start if nothing better
+        self.began = 0.0  # when its worker began it (the worker's clock), if it announced it
 
     def settle(self, outcome: Outcome) -> None:
         if not self.future.done():
@@ -173,13 +178,15 @@ class Results:
                 self.backend.settle(done, None)
 
 
-def failure(error: str) -> Outcome:
+def failure(error: str, started: float | None = None) -> Outcome:
     """A step the cluster failed (see ``worker.machine_failure``)."""
-    return machine_failure(error)
+    return machine_failure(error, started=started)
 
 
-def outcome_of(done: distributed.Future[Any], task: Task) -> Outcome:
-    """The step's outcome, or a failure saying how Dask failed it."""
+def outcome_of(done: distributed.Future[Any], entry: Entry) -> Outcome:
+    """The step's outcome, or a failure saying how Dask failed it (started when its worker
+    began it, where it said so, else when it was submitted)."""
+    task = entry.task
     where = f"step {task.context.name!r} (sequence {task.context.sequence})"
     try:
         outcome: Outcome = done.result(timeout=30)
@@ -200,4 +207,4 @@ def outcome_of(done: distributed.Future[Any], task: Task) -> Outcome:
             why = f"WorkerDied: worker {name}{named} died while running {where}"
         else:
             why = f"WorkerError: {where} failed on the Dask cluster: {type(exc).__name__}: {exc}"
-    return failure(why)
+    return failure(why, started=entry.began or entry.sent)

@@ -19,16 +19,20 @@ timeout or an interruption) signals the whole group. The worker's SIGTERM handle
 SIGKILLs the groups of ``seq.Program`` children (they run in sessions of their own), then its
 own group; SIGKILL follows after ``kill_grace`` seconds for a worker stuck in C code.
 
-Start methods: ``fork`` (the default where available) lets a script without an
-``if __name__ == "__main__":`` guard run flows, as the original library's examples do; payloads
-travel with cloudpickle, so functions defined in ``__main__`` and lambdas work with every start
-method. ``spawn`` and ``forkserver`` (``ProcessExecutor(start_method="spawn")`` or
-``config={"start_method": "spawn"}``) start clean interpreters, which import the main script
-again: such a script needs the guard. With ``fork``, the pool starts its first workers before
-its reader thread exists; workers started later to grow the pool or to replace a dead one are
-forked while that thread runs (Python 3.12+ warns about forking a threaded process). That is
-safe here because the child runs only this module's loop and touches no lock the reader thread
-may hold; choose ``forkserver`` or ``spawn`` (with the guard) to avoid it altogether.
+Start methods: ``zygote`` (the default where the platform forks) starts workers from a
+single-threaded process (``zygote.py``): a copy of the orchestrator made when the executor is
+created, or a fresh interpreter importing only sequent when threads exist by then. No worker is
+forked from a threaded process (Python 3.12+ warns about that, rightly: a lock held by another
+thread stays held in the child), and none imports the main script, so a script without an
+``if __name__ == "__main__":`` guard runs flows, as the original library's examples do.
+Payloads travel with cloudpickle, so functions defined in ``__main__`` and lambdas work with
+every start method. ``fork`` forks the orchestrator itself (its first workers before the reader
+thread exists, later ones from a threaded process); ``spawn`` and ``forkserver`` start clean
+interpreters that import the main script again: such a script needs the guard.
+
+A timed step's worker announces its start on its pipe; the reader arms the step's deadline from
+then and kills the worker's group at it (``times_steps``): a step waiting for a free worker or
+a starting one does not use up its timeout.
 
 Mutates only its own pool state, under one lock shared by the submitting thread and the reader.
 """
@@ -249,7 +253,12 @@ class ProcessExecutor:
         if self._zygote is not None:
             ours, theirs = connection.Pipe(duplex=True)
             try:
-                child = self._zygote.spawn(theirs, self._log_address)
+                try:
+                    child = self._zygote.spawn(theirs, self._log_address)
+                except OSError:  # the zygote was killed: a new one (now a fresh interpreter)
+                    self._zygote.stop()
+                    self._zygote = Zygote()
+                    child = self._zygote.spawn(theirs, self._log_address)
             finally:
                 theirs.close()
             worker = _Worker(child, ours)

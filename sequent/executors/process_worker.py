@@ -71,8 +71,8 @@ def _run_one(
     """Unpack and run one step in a worker; whatever happens becomes its outcome.
 
     Its log records stream to the orchestrator's log server at ``log_address`` as they are
-    logged (inside the outcome where there is none). ``starting`` is called once the step is
-    unpacked (what it imports loaded), as its body is about to run.
+    logged (inside the outcome where there is none). ``starting`` is called as its body is
+    about to run (unpacked, what it imports loaded, its log stream open).
     """
     try:
         task = unpack(data)
@@ -83,12 +83,12 @@ def _run_one(
             f"what it uses must be importable there",
             pid=os.getpid(),
         )
-    if starting is not None:
-        starting()
     sender = LogSender.to(log_address)
     try:
         export_environ(task)
         sink = sender.sink(task.context) if sender is not None else None
+        if starting is not None:
+            starting()
         return execute(task, exported=True, sink=sink)
     except Exception as exc:  # noqa: BLE001 - the wrapper's own failure is the step's
         return machine_failure(f"WorkerError: {describe(exc)}", pid=os.getpid())

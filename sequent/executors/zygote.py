@@ -41,8 +41,8 @@ from typing import Any
 _PID = struct.Struct("q")
 _CODE = struct.Struct("i")
 _LAUNCH = (
-    "import sys; sys.path[:] = sys.argv[2:]; "
-    "from sequent.executors.zygote import main; main(int(sys.argv[1]))"
+    "import sys; sys.path[:] = sys.argv[3:]; "
+    "from sequent.executors.zygote import main; main(int(sys.argv[1]), sys.argv[2] == '1')"
 )
 
 
@@ -89,7 +89,10 @@ class Zygote:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._pid = 0
-        self.forked = single_threaded() and threading.current_thread() is threading.main_thread()
+        # Linux ties the parent-death signal to the thread that starts the zygote: asked for
+        # only from the main thread (else the zygote notices the orchestrator's end at EOF).
+        watch = threading.current_thread() is threading.main_thread()
+        self.forked = watch and single_threaded()
         if self.forked:
             pid = os.fork()
             if pid == 0:  # the zygote: a copy of this process, one thread
@@ -102,7 +105,8 @@ class Zygote:
         else:
             fd = theirs.fileno()
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCH, str(fd), *sys.path], pass_fds=(fd,)
+                [sys.executable, "-c", _LAUNCH, str(fd), "1" if watch else "0", *sys.path],
+                pass_fds=(fd,),
             )
         theirs.close()
 
@@ -123,11 +127,18 @@ class Zygote:
 
     def stop(self) -> None:
         """End the zygote (end-of-file on its socket) and reap it."""
+        try:  # EOF even where a process forked from this one holds a copy of the socket
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._socket.close()
         if self._process is not None:
             self._process.wait()
         elif self._pid:
-            os.waitpid(self._pid, 0)
+            try:
+                os.waitpid(self._pid, 0)
+            except ChildProcessError:
+                pass
             self._pid = 0
 
 

@@ -349,6 +349,8 @@ def test_a_python_step_that_times_out_is_recorded_at_its_timeout(live, tmp_path)
     assert time.monotonic() - began < 3.5  # not after the body's 4 s
     (node,) = open_store(flow.store_path).nodes(flow.run_id)
     assert node["error"] == "TimeoutError: step 'slow' timed out after 0.5 s"
+    # its record starts when its worker began it (as it announced), and lasts its timeout
+    assert 0.45 <= node["ended"] - node["started"] < 3.0
 
 
 # -- connecting -------------------------------------------------------------------------------
