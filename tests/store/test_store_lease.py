@@ -24,6 +24,8 @@ from sequent.errors import LeaseError
 from sequent.store import open_store
 from sequent.store.lease import HEARTBEAT_EVERY, STALE_AFTER
 
+from .storehelp import finish
+
 FLOW = Path(__file__).with_name("leaseflow.py")
 
 
@@ -38,16 +40,6 @@ def sequent(*args: str, folder: Path, **env: str) -> subprocess.Popen:
         text=True,
         env=environment,
     )
-
-
-def finish(child: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-        raise AssertionError(f"child did not finish in {timeout} s:\n{out}\n{err}") from None
-    return child.returncode, out, err
 
 
 def wait_for(condition, what: str, timeout: float = 30, children=()) -> None:
@@ -71,6 +63,13 @@ def ran(folder: Path) -> Counter:
 def gates(folder: Path) -> list[int]:
     """The pids of the processes whose ``gate`` step has started."""
     return sorted(int(path.name.split(".")[1]) for path in folder.glob("gate.*"))
+
+
+def run_at_the_gate(folder: Path, store: Path) -> subprocess.Popen:
+    """``sequent run`` of the flow in a child process, once its ``gate`` step has started."""
+    running = sequent("run", str(FLOW), "--store", str(store), folder=folder)
+    wait_for(lambda: gates(folder) == [running.pid], "the run's gate step", children=[running])
+    return running
 
 
 def failed_run(folder: Path, store: Path) -> str:
@@ -132,8 +131,7 @@ def test_two_recovers_started_together_one_proceeds_the_other_names_it(folder):
 @pytest.mark.timeout(120)
 def test_a_recover_while_the_run_runs_is_refused_and_writes_nothing(folder):
     store = folder / "leased.run.db"
-    running = sequent("run", str(FLOW), "--store", str(store), folder=folder)
-    wait_for(lambda: gates(folder) == [running.pid], "the run's gate step", children=[running])
+    running = run_at_the_gate(folder, store)
     with open_store(str(store)) as reader:
         (run,) = reader.runs()
         assert run["state"] == "running"
@@ -166,8 +164,7 @@ def test_a_recover_while_the_run_runs_is_refused_and_writes_nothing(folder):
 @pytest.mark.timeout(120)
 def test_after_sigkill_of_the_holder_a_recover_proceeds(folder):
     store = folder / "leased.run.db"
-    running = sequent("run", str(FLOW), "--store", str(store), folder=folder)
-    wait_for(lambda: gates(folder) == [running.pid], "the run's gate step", children=[running])
+    running = run_at_the_gate(folder, store)
     running.send_signal(signal.SIGKILL)
     finish(running)
     with open_store(str(store)) as reader:
@@ -236,8 +233,7 @@ def test_a_lease_from_another_host_blocks_until_stale_or_forced(folder):
 @pytest.mark.timeout(120)
 def test_the_heartbeat_advances_while_the_run_runs_and_sigterm_releases_the_lease(folder):
     store = folder / "leased.run.db"
-    running = sequent("run", str(FLOW), "--store", str(store), folder=folder)
-    wait_for(lambda: gates(folder) == [running.pid], "the run's gate step", children=[running])
+    running = run_at_the_gate(folder, store)
     with open_store(str(store)) as reader:
         (run,) = reader.runs()
         first = reader.lease(run["run_id"])
