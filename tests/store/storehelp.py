@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import sequent as seq
 
 SCRIPT = Path(__file__).with_name("flowscripts.py")
 
@@ -60,3 +63,21 @@ def query(store: Path, sql: str, *params) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def flow_on(
+    store: Path | str, mode=seq.RunMode.restart, name="flow", logs: Path | None = None, **options
+) -> seq.Sequent:
+    """A flow recording into ``store`` on the thread executor, logging beside it (or in
+    ``logs``); ``config`` is added to the flow's, other ``options`` go to ``Sequent``."""
+    folder = logs if logs is not None else Path(store).parent / "logs"
+    config = {"logdir": str(folder), **options.pop("config", {})}
+    return seq.Sequent(
+        name=name,
+        store=str(store),
+        run_mode=mode,
+        executor="thread",
+        logging_level=logging.INFO,
+        config=config,
+        **options,
+    )

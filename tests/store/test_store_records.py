@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import sqlite3
@@ -16,17 +15,11 @@ from sequent.compiler import NodeKey
 from sequent.store import APPLICATION_ID, SqliteStore, encode_value, open_store
 from sequent.store.schema import EVENT_COLUMNS
 
+from . import storehelp
 
-def flow_on(store: Path | str, mode=seq.RunMode.restart, name="records", **config) -> seq.Sequent:
-    folder = Path(store).parent if str(store) != ":memory:" else Path(config.pop("logs"))
-    return seq.Sequent(
-        name=name,
-        store=str(store),
-        run_mode=mode,
-        executor="thread",
-        logging_level=logging.INFO,
-        config={"logdir": str(folder / "logs"), **config},
-    )
+
+def flow_on(store: Path | str, mode=seq.RunMode.restart, **options) -> seq.Sequent:
+    return storehelp.flow_on(store, mode, **{"name": "records", **options})
 
 
 class Thing:
@@ -98,7 +91,7 @@ def flaky_then_ok(counter: list[int]) -> str:
 
 def test_nodes_view_and_helper_agree_on_a_run_with_everything(tmp_path):
     path = tmp_path / "flow.run.db"
-    with flow_on(path, stop_on_exception=False) as flow:
+    with flow_on(path, config={"stop_on_exception": False}) as flow:
         ok = flow.add_step("ok", func=returns, args=({"rows": [1, 2], "name": "x"},))
         flow.add_step("odd", func=returns, args=(Thing(),), requires=((ok, seq.STEP_SUCCESS),))
         flow.add_step("nan", func=returns, args=(math.nan,))
@@ -304,7 +297,7 @@ def test_a_dependent_step_starts_after_its_requirement_is_committed(tmp_path):
 
 
 def test_memory_store_is_sqlite_too(tmp_path):
-    flow = flow_on(":memory:", logs=str(tmp_path))
+    flow = flow_on(":memory:", logs=tmp_path / "logs")
     flow.add_step("a", func=returns, args=(1,))
     with flow:
         assert flow.run() is True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -16,6 +15,8 @@ import pytest
 
 import sequent as seq
 from sequent.store import open_store
+
+from . import storehelp
 
 ROOT = Path(__file__).resolve().parents[2]
 DOING = re.compile(r"doing what (prog\d) is doing \((\S+)\)")
@@ -49,21 +50,8 @@ def calls() -> Calls:
     return Calls()
 
 
-def flow_on(
-    store: Path, mode=seq.RunMode.restart, name="recovery", logs: Path | None = None, **options
-) -> seq.Sequent:
-    """A flow recording into ``store`` on the thread executor, logging beside it (or in logs)."""
-    folder = logs if logs is not None else store.parent / "logs"
-    config = {"logdir": str(folder), **options.pop("config", {})}
-    return seq.Sequent(
-        name=name,
-        store=str(store),
-        run_mode=mode,
-        executor="thread",
-        logging_level=logging.INFO,
-        config=config,
-        **options,
-    )
+def flow_on(store: Path, mode=seq.RunMode.restart, **options) -> seq.Sequent:
+    return storehelp.flow_on(store, mode, **{"name": "recovery", **options})
 
 
 def latest(store: Path, run_id: str | None = None) -> dict[str, dict]:
