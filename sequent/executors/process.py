@@ -49,6 +49,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from multiprocessing import connection
@@ -136,6 +137,8 @@ class ProcessExecutor:
         self.kill_grace = kill_grace
         # The zygote is forked now, while this process likely runs one thread (see zygote.py).
         self._zygote = Zygote() if method == "zygote" else None
+        if self._zygote is not None:  # an executor dropped unused still ends its zygote
+            weakref.finalize(self, self._zygote.stop)
         self._context: Any = multiprocessing.get_context(None if self._zygote else method)
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
