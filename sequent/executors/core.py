@@ -11,10 +11,12 @@ State and data flow of one run:
                                      and any concurrent.futures.Executor, via GivenExecutor)
 
 The loop blocks on the events queue (completion callbacks, signals) with a timeout equal to the
-next timer (delays, retry back-off, step timeouts): no polling. Every status change of a round
-is handed to the recorder and committed before any node it enables is submitted. What it
-needs of a backend and a recorder is in ``contract.py``; the backends' special cases of an
-outcome in ``outcomes.py``; signals in ``signals.py``.
+next timer (delays, retry back-off, step timeouts, buffered rows falling due): no polling.
+Every status change of a round is handed to the recorder, and committed before any node that
+depends on it is submitted (``commits.py`` says which changes something depends on; the others
+wait at most a second). What it needs of a backend and a recorder is in ``contract.py``; a
+try's task in ``attempts.py``; the backends' special cases of an outcome in ``outcomes.py``;
+signals in ``signals.py``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""The store's writer: one recorder per attempt, buffering status changes, committing per round.
+"""The store's writer: one recorder per attempt, buffering status changes until ``flush``.
 
 Mutates the ``events``, ``expansions``, ``attempts`` and ``runs`` rows of one attempt, and
 nothing else. The scheduling core reports to a ``SqliteSession``:
 
     Scheduler ──node()/expanded()──> session buffers (one event row per status change)
-              ──flush()────────────> one multi-row INSERT of the round's events (a round
-                                     of more than 8: BEGIN IMMEDIATE; executemany; COMMIT)
+              ──flush()────────────> one multi-row INSERT of the events buffered since the
+                                     last flush (more than 8: BEGIN IMMEDIATE; executemany;
+                                     COMMIT); the core flushes when something depends on
+                                     them (executors/commits.py), at most 1 s after a change
               ──finish(result)─────> attempt and run rows closed
 
 Recording appends to ``events`` only. Values are stored as JSON or as their ``repr``, never
