@@ -186,7 +186,8 @@ def test_releases_empty_leads_to_a_clear_failure_not_a_hang(executor, backend, t
     assert "'RP'" in error  # the pool
     assert "requests 1 of" in error  # the request
     assert "keeper/1" in error and "releases=[]" in error  # who holds it, and why
-    assert run.ended - run.outcome("keeper/1").ended < 1.0
+    # found when the run comes to rest, not after a waiting period (a hang never gets here)
+    assert run.ended - run.outcome("keeper/1").ended < 10.0
 
 
 def test_deadlock_is_detected_while_other_steps_still_run(executor, backend, tmp_path):
