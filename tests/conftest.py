@@ -2,9 +2,11 @@
 
 ``executor`` is parametrised over every backend; a backend that cannot run here is skipped
 with the reason, loudly (``-rs`` shows it), never silently. Every test parametrised with
-``"dask"`` (an executor name) is marked ``slow``: a Dask cluster takes seconds to start and
-each of its first tasks more, so ``-m "not slow"`` leaves them to the full run; so is every
-test run with a parameter it names in ``@pytest.mark.slow_on(...)``.
+``"dask"`` or ``"loky"`` (an executor name) is marked ``slow``: a Dask cluster takes seconds to
+start and each of its first tasks more, and loky is the second process-based executor (its
+workers restart slowly), so ``-m "not slow"`` covers serial, thread and process (the default)
+and leaves those two to the full run; so is every test run with a parameter it names in
+``@pytest.mark.slow_on(...)``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ _MODULES = {
 
 
 def pytest_collection_modifyitems(items) -> None:  # noqa: ANN001 - pytest hook
-    """``slow`` for every test run on ``"dask"``, and for the parameters a test names in
-    ``@pytest.mark.slow_on(...)`` (e.g. ``"loky"``, whose workers take seconds to restart)."""
+    """``slow`` for every test run on ``"dask"`` or ``"loky"``, and for the parameters a test
+    names in ``@pytest.mark.slow_on(...)``."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         values = list(callspec.params.values()) if callspec is not None else []
         marked = item.get_closest_marker("slow_on")
-        slow_on = ("dask", *(marked.args if marked else ()))
+        slow_on = ("dask", "loky", *(marked.args if marked else ()))
         if any(isinstance(value, str) and value in slow_on for value in values):
             item.add_marker(pytest.mark.slow)
 

@@ -115,7 +115,7 @@ def hold_pool(flow: seq.Sequent, rp: seq.ResourcePool, amount: int) -> None:
     hold.add_step("tick", func=pause, args=(0.3,))
 
 
-@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
+@pytest.mark.slow_on("serial", "process", "loky")  # pauses: the core's pools, quick on thread
 def test_waiting_is_fifo_for_equal_requests(executor, backend, tmp_path):
     rp = pool("RP", 1)
     flow = new_flow(backend, tmp_path)
@@ -132,7 +132,7 @@ def test_waiting_is_fifo_for_equal_requests(executor, backend, tmp_path):
     assert most_at_once(run.intervals()) == 1
 
 
-@pytest.mark.slow_on("process", "loky")  # pauses: the core's pools, checked on serial/thread
+@pytest.mark.slow_on("serial", "process", "loky")  # pauses: the core's pools, quick on thread
 def test_a_smaller_request_does_not_overtake_an_earlier_larger_one(executor, backend, tmp_path):
     rp = pool("RP", 2)
     flow = new_flow(backend, tmp_path)

@@ -75,14 +75,14 @@ def test_program_own_timeout_kills_its_group(name, lend, tmp_path):
     pidfile = tmp_path / "child.pid"
     backend = lend(name)
     flow = new_flow(backend, tmp_path)
-    # 1.5 s leaves a loaded machine time to start the child and write its pid first
-    flow.add_step("slow", func=seq.Program(HANG, timeout=1.5, grace=0.2), args=(str(pidfile),))
+    # 1 s leaves a loaded machine time to start the child and write its pid first
+    flow.add_step("slow", func=seq.Program(HANG, timeout=1.0, grace=0.2), args=(str(pidfile),))
     started = time.monotonic()
     run = run_core(flow, backend)
     assert time.monotonic() - started < 10
     assert run.status() == {"slow/1": "failure"}
     assert "ProgramTimeout: program ['sh'" in run.record("slow/1", S.failure).error
-    assert "timed out after 1.5 s; its process group was killed" in (
+    assert "timed out after 1 s; its process group was killed" in (
         run.record("slow/1", S.failure).error
     )
     assert gone_within(int(pidfile.read_text()), 5)

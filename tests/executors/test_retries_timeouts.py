@@ -113,6 +113,7 @@ def test_process_timeout_retry_runs_in_a_fresh_worker(lend, tmp_path):
     assert not (folder / "stopped").exists()  # killed outright, no Python cleanup ran
 
 
+@pytest.mark.slow  # loky: the quick suite leaves loky to the full run
 def test_loky_timeout_interrupts_the_step_and_keeps_the_worker(lend, tmp_path):
     backend = lend("loky")
     folder = tmp_path / "marks"
