@@ -176,3 +176,15 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
         running += change
         peak = max(peak, running)
     return peak
+
+
+def wait_for(condition: Any, timeout: float = 30.0, what: str = "the condition") -> Any:
+    """Poll ``condition()`` until it returns something true (returned); a bound on a hang,
+    never a wait for time to pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

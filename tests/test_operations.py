@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from corerun import wait_for
 
 import sequent as seq
 
@@ -80,16 +81,6 @@ def sequent(*args, cwd, env=None, timeout=120):
         timeout=timeout,
         check=False,
     )
-
-
-def wait_for(condition, timeout=30.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
