@@ -179,7 +179,7 @@ class LogWriter(logging.Handler):
         if len(message) >= self.LONG:
             with self._room:
                 self._long += len(message)
-        if len(queue) >= self.SOON:
+        if len(queue) >= self.SOON and not self._wake.is_set():
             self._wake.set()
         if len(queue) >= self.ROOM or self._long >= self.ROOM_BYTES:
             self._wait_for_room()
