@@ -266,10 +266,12 @@ class DaskExecutor:
             entry = self._running.get(key)
         if entry is None or entry.future.done():
             return
-        self._stop(entry)
         timeout = entry.placement.timeout
         error = f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s"
+        # Settled before the task is cancelled: the cancellation's own outcome (StepKilled)
+        # arrives on the results thread and must find the step already decided.
         entry.settle(machine_failure(error, started=entry.began or time.time() - (timeout or 0)))
+        self._stop(entry)
 
     def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
