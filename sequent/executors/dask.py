@@ -9,13 +9,15 @@ tasks after a worker died (``dask_plugin``).
 
 The flow of one step:
 
-    submit ──cloudpickle──> client.submit(run_step, key=sequent-<run>-...) ──> worker thread
-                                                                                  │
-    Future[Outcome] <── results thread: one gather per batch <── done callback ◄──┘
+    submit ──> sender thread: one client.map per round and placement ──> worker thread
+                                                                              │
+    Future[Outcome] <── tracker, on Dask's loop: one gather per batch ◄───────┘
 
-The done callback (on Dask's callback thread) only queues the finished task; one results
-thread fetches the outcomes, a batch per round trip, so a fan of many steps is not fetched one
-round trip at a time inside Dask's single callback thread.
+The tracker (``dask_results.Tracker``) awaits each task on Dask's own event loop and fetches
+the finished outcomes there, a batch per round trip (no thread hop per task, and a fan is not
+fetched one round trip at a time); errors and cancellations go to the results thread, which
+judges them one by one. Settled tasks' futures are released in batches, so a chain's next
+graph update is not held back by a release sent just before it.
 
 Timeouts count from the step's start on its worker (the worker announces it on an event
 topic) and are kept here (``times_steps``). A running Dask task cannot be stopped: on a
@@ -44,7 +46,7 @@ from .clock import Clock
 from .dask_connect import Connection, open_client
 from .dask_plugin import PREFIX, AtMostOnce
 from .dask_remote import TOPIC, running_steps
-from .dask_results import Entry, Placement, Results, Sender, failure, outcome_of
+from .dask_results import Entry, Placement, Results, Sender, Tracker, failure, outcome_of
 from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
@@ -99,6 +101,8 @@ class DaskExecutor:
         self._placement: dict[str, Placement] = {}
         self._results: Results | None = None
         self._sender: Sender | None = None
+        #: Waits for the tasks on Dask's loop (``None``: Dask's done callbacks do instead).
+        self.tracker: Tracker | None = None
         self._clock = Clock(self._timed_out, name="sequent-dask-timeouts")
         self._plugged = False
         #: True once ``prepare`` ran: timeouts then count from the start on the worker, here.
@@ -134,6 +138,7 @@ class DaskExecutor:
             )
         client.subscribe_topic(TOPIC, self._started)
         self._results = Results(self, client)
+        self.tracker = Tracker(self, client, self._results) if Tracker.usable(client) else None
         self._sender = Sender(self, client, self._results)
 
     def where(self) -> str:
@@ -186,6 +191,8 @@ class DaskExecutor:
                 list(hosts),
                 wait,
             )
+        if self.tracker is not None:
+            self.tracker.count_threads()
         self.times_steps = True
 
     # -- running ----------------------------------------------------------------------------
@@ -341,6 +348,9 @@ class DaskExecutor:
         if self._sender is not None:
             self._sender.stop()
             self._sender = None
+        if self.tracker is not None:
+            self.tracker.stop()
+            self.tracker = None
         if self._results is not None:
             self._results.stop()
             self._results = None

@@ -1,6 +1,9 @@
-"""The Dask backend's bookkeeping: a step's placement and its task, and the two threads that
-settle tasks (the results thread, a batch of outcomes per round trip; the sender, a graph per
-round). The clock of the timeouts that count from a step's start is ``clock.Clock``.
+"""The Dask backend's bookkeeping: a step's placement and its task; the sender (a thread that
+sends a round's steps as one graph per placement); the tracker (on Dask's event loop: awaits
+the tasks, gathers the finished outcomes a batch per round trip, releases settled futures in
+batches); and the results thread, which judges the tasks that did not finish (errors,
+cancellations, lost workers). The clock of the timeouts that count from a step's start is
+``clock.Clock``.
 
 Mutates only the futures of the steps it settles.
 """
@@ -130,7 +133,131 @@ class Sender:
                 cancelled = entry.cancelled
             if cancelled:
                 task_future.cancel()
-            task_future.add_done_callback(self.results.put)
+        tracker = self.backend.tracker
+        if tracker is not None:
+            tracker.track(futures)
+        else:
+            for task_future in futures:
+                task_future.add_done_callback(self.results.put)
+
+
+class Tracker:
+    """Waits for sequent's tasks on Dask's own event loop and fetches finished outcomes there.
+
+    Each sent task is awaited on the loop (no thread hop per task, unlike a done callback);
+    the finished ones are gathered in batches, one round trip per batch, while the others
+    (errors, cancellations, lost workers) go to the results thread, which judges them one by
+    one. Settled futures are held and released in batches (after ``HOLD`` seconds, or
+    ``RELEASE_AT`` of them): a release sent on its own just before the next step's graph
+    update would hold that update back by the client's batching interval (10 ms), once per
+    step of a chain.
+    """
+
+    HOLD = 1.0  # seconds a settled task's future is held before it is released
+    RELEASE_AT = 1000  # ...or as soon as this many are held
+    BATCH = 256  # outcomes fetched per round trip at most
+    GATHER_WAIT = 0.02  # seconds a gather waits for more outcomes, on a full cluster only
+
+    def __init__(self, backend: Any, client: distributed.Client, results: Results) -> None:
+        self.backend = backend
+        self.client = client
+        self.results = results
+        self.loop: Any = client.loop
+        self.finished: list[distributed.Future[Any]] = []
+        self.gathering = False
+        self.held: list[distributed.Future[Any]] = []
+        self.release_timer: Any = None
+        self.threads = 0  # the cluster's worker threads, once known (``count_threads``)
+
+    @staticmethod
+    def usable(client: distributed.Client) -> bool:
+        """Whether this Dask has what the tracker awaits (else done callbacks are used)."""
+        state = getattr(distributed.client, "FutureState", None)
+        return hasattr(client, "_gather") and hasattr(state, "wait") and hasattr(client, "loop")
+
+    def count_threads(self) -> None:
+        try:
+            self.threads = sum(self.client.nthreads().values())
+        except Exception:  # noqa: BLE001 - then gathers never wait for company
+            self.threads = 0
+
+    def track(self, futures: list[distributed.Future[Any]]) -> None:
+        """Watch ``futures`` (any thread)."""
+        self.loop.add_callback(self._watch_all, list(futures))
+
+    def _watch_all(self, futures: list[distributed.Future[Any]]) -> None:
+        import asyncio
+
+        for task_future in futures:
+            asyncio.ensure_future(self._watch(task_future))
+
+    async def _watch(self, task_future: distributed.Future[Any]) -> None:
+        try:
+            while task_future.status == "pending":
+                state = task_future._state
+                if state is None:
+                    break  # not bound to a client: the results thread judges it
+                await state.wait()
+        except BaseException:  # noqa: BLE001 - the results thread judges it
+            self.results.put(task_future)
+            return
+        if task_future.status != "finished":
+            self.results.put(task_future)
+            return
+        self.finished.append(task_future)
+        if not self.gathering:
+            self.gathering = True
+            import asyncio
+
+            asyncio.ensure_future(self._drain())
+
+    def _busy(self) -> bool:
+        return bool(self.threads) and len(self.backend._running) > 2 * self.threads
+
+    async def _drain(self) -> None:
+        import asyncio
+
+        try:
+            while self.finished:
+                if self._busy() and len(self.finished) < self.BATCH:
+                    await asyncio.sleep(self.GATHER_WAIT)  # a fan: more outcomes are coming
+                batch, self.finished = self.finished[: self.BATCH], self.finished[self.BATCH :]
+                try:
+                    values = await self.client._gather(batch)
+                except BaseException:  # noqa: BLE001 - each one is fetched (and judged) alone
+                    for task_future in batch:
+                        self.results.put(task_future)
+                    continue
+                for task_future, value in zip(batch, values, strict=False):
+                    try:
+                        self.backend.settle(
+                            task_future, value if isinstance(value, Outcome) else None
+                        )
+                    except BaseException:  # noqa: BLE001 - never lose the loop's gatherer
+                        self.results.put(task_future)
+                self._hold(batch)
+        finally:
+            self.gathering = False
+
+    def _hold(self, batch: list[distributed.Future[Any]]) -> None:
+        self.held.extend(batch)
+        if len(self.held) >= self.RELEASE_AT:
+            self._release()
+        elif self.release_timer is None:
+            self.release_timer = self.loop.call_later(self.HOLD, self._release)
+
+    def _release(self) -> None:
+        if self.release_timer is not None:
+            self.loop.remove_timeout(self.release_timer)
+            self.release_timer = None
+        self.held = []
+
+    def stop(self) -> None:
+        """Release what is held (any thread)."""
+        try:
+            self.loop.add_callback(self._release)
+        except Exception:  # noqa: BLE001 - a closed loop holds nothing any more
+            self.held = []
 
 
 class Results:
