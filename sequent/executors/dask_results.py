@@ -85,27 +85,33 @@ class Sender:
         self.thread.join(timeout=5)
 
     def run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            try:
-                while True:
-                    batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            groups: dict[Any, list[tuple[str, Entry]]] = {}
-            for item in batch:
-                if item is None:
-                    return
-                entry = item[1]
-                resources = entry.placement.resources
-                shape = (
-                    tuple(entry.workers) if entry.workers else None,
-                    tuple(sorted(resources.items())) if resources else None,
-                    entry.announce,
-                )
-                groups.setdefault(shape, []).append(item)
-            for group in groups.values():
-                self._send(group)
+        while self._round([self.queue.get()]):
+            pass
+
+    def _round(self, batch: list[tuple[str, Entry] | None]) -> bool:
+        """Send ``batch`` and what queued meanwhile; False at the end. (A method of its own so
+        nothing of the round stays referenced while the thread waits for the next one: a task
+        is released once its outcome is settled, not when the next round is sent.)"""
+        try:
+            while True:
+                batch.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        groups: dict[Any, list[tuple[str, Entry]]] = {}
+        for item in batch:
+            if item is None:
+                return False
+            entry = item[1]
+            resources = entry.placement.resources
+            shape = (
+                tuple(entry.workers) if entry.workers else None,
+                tuple(sorted(resources.items())) if resources else None,
+                entry.announce,
+            )
+            groups.setdefault(shape, []).append(item)
+        for group in groups.values():
+            self._send(group)
+        return True
 
     def _send(self, group: list[tuple[str, Entry]]) -> None:
         from .dask_remote import run_step
@@ -278,17 +284,21 @@ class Results:
         self.thread.join(timeout=5)
 
     def run(self) -> None:
-        while True:
-            first = self.queue.get()
-            batch = [first]
-            try:
-                while True:
-                    batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            if None in batch:
-                return
-            self._fetch([done for done in batch if done is not None])
+        while self._round([self.queue.get()]):
+            pass
+
+    def _round(self, batch: list[distributed.Future[Any] | None]) -> bool:
+        """Judge ``batch`` and what queued meanwhile; False at the end (a method of its own,
+        so no task stays referenced while the thread waits)."""
+        try:
+            while True:
+                batch.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        if None in batch:
+            return False
+        self._fetch([done for done in batch if done is not None])
+        return True
 
     def _fetch(self, batch: list[distributed.Future[Any]]) -> None:
         finished = [done for done in batch if done.status == "finished"]

@@ -98,3 +98,35 @@ def test_a_dying_dask_worker_fails_its_step(dask_client, tmp_path):
 def test_address_and_client_together_are_refused(dask_client):
     with pytest.raises(ExecutorError, match="got address and client; drop all but one"):
         DaskExecutor(address="tcp://127.0.0.1:1", client=dask_client)
+
+
+def square(number: int) -> int:
+    return number * number
+
+
+def test_a_fan_is_settled_in_batches_and_its_tasks_are_let_go(dask_client, tmp_path):
+    """60 steps at once on the session's cluster: every outcome reaches its own step (the
+    tracker gathers them in batches on Dask's loop), and once the run is over the scheduler
+    lets go of every one of the run's tasks (the held futures are released)."""
+    from corerun import wait_for
+
+    from sequent.executors.dask_plugin import PREFIX
+
+    backend = DaskExecutor(client=dask_client)
+    flow = new_flow(backend, tmp_path)
+    for number in range(60):
+        flow.add_step(f"tracked{number}", func=square, args=(number,))
+    run = run_core(flow, backend)
+    assert backend.tracker is not None  # this Dask has what the tracker needs
+    assert run.status() == {f"tracked{number}/1": "success" for number in range(60)}
+    assert [run.value(f"tracked{number}/1") for number in range(60)] == [
+        number * number for number in range(60)
+    ]
+    prefix = f"{PREFIX}behaviour-run-tracked"
+
+    def left() -> list[str]:
+        keys = dask_client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+        return [str(key) for key in keys if str(key).startswith(prefix)]
+
+    wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
+    backend.shutdown()
