@@ -202,11 +202,18 @@ def child(kind: str, shape: str, n: int, folder: str) -> dict[str, float]:
         wall, cpu, kernel = time.perf_counter(), time.process_time(), kernel_time()
         plan = flow.compile()
         assert len(plan.nodes) >= n, len(plan.nodes)
+    elif kind == "prepare":  # a process of its own: creating a store imports sqlite-utils
+        store = str(Path(folder, f"{shape}.run.db"))  # (and numpy, with its BLAS threads)
+        warm = build_flow("chain", 1, store, logdir)
+        warm.run()
+        warm.close()
+        return {}
     else:
         store = str(Path(folder, f"{shape}.run.db"))
         warm = build_flow("chain", 1, store, logdir)  # the store exists, as for a flow run
-        warm.run()  # again (creating one, sqlite-utils and its migrations, is a one-off)
+        warm.run()  # again, in this process: imports and threads warm, as in a long script
         warm.close()
+        assert "sqlite_utils" not in sys.modules, "an existing store opens with plain sqlite3"
         flow = build_flow(shape, n, store, logdir)
         gc.collect()
         wall, cpu, kernel = time.perf_counter(), time.process_time(), kernel_time()
@@ -232,12 +239,18 @@ FOLDERS: list[tempfile.TemporaryDirectory[str]] = []
 FOLDER_IN: str | None = None  # --folder: where those folders go (default: the temp folder)
 
 
-def measure(kind: str, shape: str, n: int, tree: Path) -> dict[str, float]:
-    """Run ``child`` in a fresh interpreter that imports sequent from ``tree``."""
+def measure(
+    kind: str, shape: str, n: int, tree: Path, folder: str | None = None
+) -> dict[str, float]:
+    """Run ``child`` in a fresh interpreter that imports sequent from ``tree`` (in ``folder``,
+    default a new one)."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     if not FOLDERS:
         FOLDERS.append(tempfile.TemporaryDirectory(prefix="sequent-bench-", dir=FOLDER_IN))
-    folder = tempfile.mkdtemp(dir=FOLDERS[0].name)
+    if folder is None:
+        folder = tempfile.mkdtemp(dir=FOLDERS[0].name)
+    if kind == "sequent":
+        measure("prepare", shape, n, tree, folder)
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, shape, str(n), folder],
         capture_output=True,
