@@ -7,10 +7,15 @@ sequent's own tasks (keys that start with ``PREFIX``):
   ``allowed-failures`` times. For sequent's tasks the plugin uses up that allowance when the task
   enters the scheduler, so the first death of its worker fails the task (``KilledWorker``) and
   sequent records it as a failed try; a further try happens only under the step's ``retries``.
+- **No recomputation of a finished step.** Dask computes a finished task again when the only
+  worker that holds its result dies while a client still holds its future. For sequent's tasks
+  the plugin forgets how to compute a task once its result is in memory, so a lost result is
+  lost (the outcome was fetched already) and the step's body never runs a second time.
 - **No retirement under a running step.** An adaptive cluster scaling down never picks a worker
   that is processing one of sequent's tasks (Dask would move the task and start it again).
 
-Mutates only the ``suspicious`` count of sequent's own tasks on the scheduler.
+Mutates only the ``suspicious`` count and, once finished, the ``run_spec`` of sequent's own
+tasks on the scheduler.
 """
 
 from __future__ import annotations
@@ -28,6 +33,19 @@ class AtMostOnce(SchedulerPlugin):
 
     idempotent = True
     name = NAME
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish != "memory" or not (isinstance(key, str) and key.startswith(PREFIX)):
+            return
+        state = self.scheduler.tasks.get(key) if self.scheduler is not None else None
+        if state is not None:
+            state.run_spec = None  # finished: if its result is lost, it is gone, not rerun
 
     def update_graph(self, scheduler: Any, *, tasks: Any = (), **kwargs: Any) -> None:
         limit = scheduler.allowed_failures

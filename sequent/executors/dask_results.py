@@ -111,6 +111,9 @@ class Sender:
             groups.setdefault(shape, []).append(item)
         for group in groups.values():
             self._send(group)
+        tracker = self.backend.tracker
+        if tracker is not None:
+            tracker.sent()
         return True
 
     def _send(self, group: list[tuple[str, Entry]]) -> None:
@@ -153,13 +156,18 @@ class Tracker:
     Each sent task is awaited on the loop (no thread hop per task, unlike a done callback);
     the finished ones are gathered in batches, one round trip per batch, while the others
     (errors, cancellations, lost workers) go to the results thread, which judges them one by
-    one. Settled futures are held and released in batches (after ``HOLD`` seconds, or
-    ``RELEASE_AT`` of them): a release sent on its own just before the next step's graph
-    update would hold that update back by the client's batching interval (10 ms), once per
-    step of a chain.
+    one.
+
+    Settled futures are released in batches, just after the next round is sent (its graph
+    goes first), or ``HOLD`` seconds after they settled when nothing is sent meanwhile, or
+    as soon as ``RELEASE_AT`` are held. A release sent on its own just before the next step's
+    graph would hold that graph back by the client's batching interval (10 ms), once per step
+    of a chain. They are not held longer: while a finished task's future is held, the death
+    of the worker that keeps its result makes Dask compute it again, which would run the
+    step's body a second time.
     """
 
-    HOLD = 1.0  # seconds a settled task's future is held before it is released
+    HOLD = 0.05  # seconds a settled task's future is held at most when nothing is sent
     RELEASE_AT = 1000  # ...or as soon as this many are held
     BATCH = 256  # outcomes fetched per round trip at most
     GATHER_WAIT = 0.02  # seconds a gather waits for more outcomes, on a full cluster only
@@ -251,6 +259,11 @@ class Tracker:
             self._release()
         elif self.release_timer is None:
             self.release_timer = self.loop.call_later(self.HOLD, self._release)
+
+    def sent(self) -> None:
+        """A round was just sent (any thread): release what is held, after its graph."""
+        if self.held:
+            self.loop.add_callback(self._release)
 
     def _release(self) -> None:
         if self.release_timer is not None:

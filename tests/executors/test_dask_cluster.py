@@ -163,6 +163,42 @@ def test_a_killed_worker_is_a_failed_try_never_a_silent_rerun(live, tmp_path, re
         assert len(starts.read_text().splitlines()) == 1
 
 
+def note_start(starts: str) -> str:
+    with open(starts, "a") as handle:
+        handle.write(f"{os.getpid()} {distributed.get_worker().name}\n")
+    return "done"
+
+
+def test_a_finished_step_whose_worker_dies_is_not_computed_again(live, tmp_path):
+    """The worker holding a finished step's result dies while the client still holds the
+    task (as the backend does until its next round is sent): Dask would compute it again on
+    the other worker, running the body twice; sequent's plugin makes the result just lost."""
+    import uuid
+
+    from sequent.executors.dask_plugin import PREFIX
+
+    starts = tmp_path / "starts.txt"
+    backend = DaskExecutor(address=live.address)
+    try:
+        client = backend.client  # connected, with sequent's scheduler plugin
+        key = f"{PREFIX}finished-{uuid.uuid4().hex[:8]}"
+        body = lambda path: note_start(path)  # noqa: E731 - plain pickle refuses it: by value
+        task = client.submit(body, str(starts), key=key, pure=False)
+        assert task.result(timeout=60) == "done"
+        pid = int(starts.read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+
+        def forgotten() -> bool:
+            known = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+            return key not in [str(each) for each in known]
+
+        wait_for(forgotten, 60, "the scheduler to forget the lost result")
+        assert len(starts.read_text().splitlines()) == 1  # and never again: it is forgotten
+        del task
+    finally:
+        backend.shutdown()
+
+
 ORPHAN = """\
 import os, time, sys
 from pathlib import Path
