@@ -30,13 +30,19 @@ import argparse
 import logging
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-import sequent as seq
+# The checkout this script is in, not whatever sequent is installed (an editable install of
+# another clone would be measured instead).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sequent as seq  # noqa: E402
 from sequent.context import StepContext
 from sequent.executors import Task, create_backend
 

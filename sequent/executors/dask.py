@@ -127,8 +127,10 @@ class DaskExecutor:
         from . import dask_plugin
 
         by_value.register_pickle_by_value(dask_plugin)  # the scheduler needs no sequent
+        protected = False
         try:
             client.register_plugin(AtMostOnce(), name=dask_plugin.NAME)
+            protected = True
         except Exception as exc:  # noqa: BLE001 - e.g. a scheduler that refuses pickled code
             log.warning(
                 "The Dask scheduler refused sequent's plugin (%s: %s): a task whose worker "
@@ -138,7 +140,8 @@ class DaskExecutor:
             )
         client.subscribe_topic(TOPIC, self._started)
         self._results = Results(self, client)
-        self.tracker = Tracker(self, client, self._results) if Tracker.usable(client) else None
+        usable = Tracker.usable(client)
+        self.tracker = Tracker(self, client, self._results, protected) if usable else None
         self._sender = Sender(self, client, self._results)
 
     def where(self) -> str:

@@ -158,22 +158,29 @@ class Tracker:
     (errors, cancellations, lost workers) go to the results thread, which judges them one by
     one.
 
-    Settled futures are released in batches, just after the next round is sent (its graph
-    goes first), or ``HOLD`` seconds after they settled when nothing is sent meanwhile, or
-    as soon as ``RELEASE_AT`` are held. A release sent on its own just before the next step's
-    graph would hold that graph back by the client's batching interval (10 ms), once per step
-    of a chain. They are not held longer: while a finished task's future is held, the death
-    of the worker that keeps its result makes Dask compute it again, which would run the
-    step's body a second time.
+    Settled futures are released in batches: a release sent on its own just before the next
+    step's graph holds that graph back by the client's batching interval (10 ms), once per
+    step of a chain, and so does one sent just after it (the next graph then waits for the
+    interval that follows). Where sequent's scheduler plugin runs (``protected``), a finished
+    task is never computed again, so its future is held ``HOLD`` seconds (or until
+    ``RELEASE_AT`` are held): a release costs the chain one interval a second. Without the
+    plugin, holding a finished task's future lets the death of the worker that keeps its
+    result make Dask compute it again (the step's body twice), so futures are held only until
+    the next round is sent, or ``HOLD_UNPROTECTED`` seconds.
     """
 
-    HOLD = 0.05  # seconds a settled task's future is held at most when nothing is sent
+    HOLD = 1.0  # seconds a settled task's future is held (the plugin runs)
+    HOLD_UNPROTECTED = 0.05  # ...where it does not, at most, when nothing is sent meanwhile
     RELEASE_AT = 1000  # ...or as soon as this many are held
     BATCH = 256  # outcomes fetched per round trip at most
     GATHER_WAIT = 0.02  # seconds a gather waits for more outcomes, on a full cluster only
 
-    def __init__(self, backend: Any, client: distributed.Client, results: Results) -> None:
+    def __init__(
+        self, backend: Any, client: distributed.Client, results: Results, protected: bool = True
+    ) -> None:
         self.backend = backend
+        self.protected = protected
+        self.hold = self.HOLD if protected else self.HOLD_UNPROTECTED
         self.client = client
         self.results = results
         self.loop: Any = client.loop
@@ -258,11 +265,12 @@ class Tracker:
         if len(self.held) >= self.RELEASE_AT:
             self._release()
         elif self.release_timer is None:
-            self.release_timer = self.loop.call_later(self.HOLD, self._release)
+            self.release_timer = self.loop.call_later(self.hold, self._release)
 
     def sent(self) -> None:
-        """A round was just sent (any thread): release what is held, after its graph."""
-        if self.held:
+        """A round was just sent (any thread): without the plugin, release what is held now
+        (after the round's graph)."""
+        if not self.protected and self.held:
             self.loop.add_callback(self._release)
 
     def _release(self) -> None:
