@@ -130,3 +130,38 @@ def test_a_fan_is_settled_in_batches_and_its_tasks_are_let_go(dask_client, tmp_p
 
     wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
     backend.shutdown()
+
+
+def test_a_scheduler_that_refuses_the_plugin_gets_a_warning_and_short_holds(
+    dask_client, tmp_path, monkeypatch, caplog
+):
+    """Without sequent's plugin a held finished task could be recomputed: the run log says
+    so, and finished tasks are let go as soon as the next round is sent (or within 50 ms)."""
+    from corerun import wait_for
+
+    from sequent.executors.dask_plugin import PREFIX
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("pickled plugins are disabled")
+
+    monkeypatch.setattr(dask_client, "register_plugin", refuse)
+    backend = DaskExecutor(client=dask_client)
+    flow = new_flow(backend, tmp_path)
+    previous = None
+    for number in range(5):
+        requires = ((previous, S.success),) if previous is not None else ()
+        previous = flow.add_step(f"short{number}", func=square, args=(number,), requires=requires)
+    with caplog.at_level("WARNING", logger="sequent"):
+        run = run_core(flow, backend)
+    assert run.status() == {f"short{number}/1": "success" for number in range(5)}
+    assert "refused sequent's plugin (RuntimeError: pickled plugins are disabled)" in caplog.text
+    assert backend.tracker is not None and backend.tracker.protected is False
+    assert backend.tracker.hold == backend.tracker.HOLD_UNPROTECTED
+    prefix = f"{PREFIX}behaviour-run-short"
+
+    def left() -> list[str]:
+        keys = dask_client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+        return [str(key) for key in keys if str(key).startswith(prefix)]
+
+    wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
+    backend.shutdown()
