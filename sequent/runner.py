@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .compiler import NodeKey, NodeSpec, Plan, StepDef
+from .compiler import NodeKey, NodeSpec, Plan, StepDef, path_name
 from .errors import DefinitionTypeError, NotSendableError
 from .executors import RunOptions, Scheduler
 from .legacy import SequentWarning
@@ -287,13 +287,13 @@ def _inherited(plan: Plan, key: str, default: Any) -> Any:
     def lookup(spec: NodeSpec) -> Any:
         path = spec.key.path
         if path not in cache:
-            value, current = default, path
-            while current:
-                config = index.steps[current].config
+            value, parts = default, index.steps[path].path
+            while parts:  # the step, then each container it is in, from the inside out
+                config = index.steps[path_name(parts)].config
                 if key in config:
                     value = config[key]
                     break
-                current = index.parents[current]
+                parts = parts[:-1]
             cache[path] = value
         return cache[path]
 

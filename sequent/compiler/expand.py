@@ -7,6 +7,8 @@ runs its children at ``P.k``; top-level steps run at ``1``.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -14,7 +16,7 @@ import attrs
 
 from ..status import CONDITIONS, StepStatus
 from .definitions import FlowDef, StepDef
-from .requirements import NOTHING, Requirement
+from .requirements import NOTHING, Requirement, path_name
 
 
 class NodeKey(NamedTuple):
@@ -99,7 +101,12 @@ class StepIndex:
     requirements: Mapping[str, Requirement]
     watch: Mapping[str, tuple[Watch, ...]]
     handled: Mapping[str, bool]
-    parents: Mapping[str, str]
+
+    @functools.cached_property
+    def parents(self) -> Mapping[str, str]:
+        """``parents[p]``: the path of the container of step ``p`` (``""`` at the top); made
+        on first use (``--only``, ``--rerun``, the DOT graph), not by every compile."""
+        return {name: path_name(step.path[:-1]) for name, step in self.steps.items()}
 
     @functools.cached_property
     def watchers(self) -> Mapping[str, tuple[str, ...]]:
@@ -142,6 +149,9 @@ class _Requirements(dict[str, Requirement]):
         raise KeyError(key)
 
 
+_PATH_NAME = operator.attrgetter("path_name")
+_CHILDREN = operator.attrgetter("children")
+
 _HANDLING = (CONDITIONS.index(StepStatus.failure), CONDITIONS.index(StepStatus.complete))
 
 
@@ -151,20 +161,19 @@ def index_steps(flow: FlowDef) -> StepIndex:
     requirements = _Requirements(steps)  # only the steps that require something
     watch: dict[str, list[Watch]] = {}
     handled = _Flags()  # only the handled ones: a fan of a million steps has none
-    parents: dict[str, str] = {}
-    groups: list[tuple[tuple[StepDef, ...], str]] = [(flow.steps, "")]
-    for siblings, parent in groups:  # breadth first; grows as containers are met
-        names = [step.path_name for step in siblings]
+    groups: list[tuple[StepDef, ...]] = [flow.steps]
+    for siblings in groups:  # breadth first; grows as containers are met
+        names = list(map(_PATH_NAME, siblings))
         compiled = [step.requires.compiled for step in siblings]
         steps.update(zip(names, siblings, strict=True))
-        parents.update(dict.fromkeys(names, parent))
         sharing: dict[int, tuple[Requirement, list[str]]] = {}  # by id of the requirement
-        for name, requirement in zip(names, compiled, strict=True):
-            if requirement is not _NONE:
-                requirements[name] = requirement
-            if requirement.sources:  # (a step that requires nothing watches nothing)
-                sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
-        groups.extend((step.children, step.path_name) for step in siblings if step.children)
+        if compiled.count(_NONE) != len(compiled):  # (most steps of a fan require nothing)
+            for name, requirement in zip(names, compiled, strict=True):
+                if requirement is not _NONE:
+                    requirements[name] = requirement
+                if requirement.sources:  # (a step that requires nothing watches nothing)
+                    sharing.setdefault(id(requirement), (requirement, []))[1].append(name)
+        groups.extend(step.children for step in filter(_CHILDREN, siblings))
         for requirement, watching in sharing.values():
             watchers = tuple(watching)
             for source, entries in requirement.sources.items():
@@ -176,7 +185,6 @@ def index_steps(flow: FlowDef) -> StepIndex:
         requirements=requirements,
         watch={name: tuple(found) for name, found in watch.items()},
         handled=handled,
-        parents=parents,
     )
 
 
@@ -195,18 +203,17 @@ def expand_iterations(
     """
     key = container.key if container is not None else ROOT
     numbers = container.numbers if container is not None else ()
-    names = [step.path_name for step in body]
-    nested = any(step.children and not callable(step.repeats) for step in body)
+    names = list(map(_PATH_NAME, body))
+    nested = any(not callable(step.repeats) for step in filter(_CHILDREN, body))
     result = []
     for ordinal, item in enumerate(items, start=1):
         sequence = child_sequence(key.sequence, ordinal)
         rank = (*numbers, ordinal)
-        children = [_new_key((name, sequence)) for name in names]
-        if not nested:  # the common case, in bulk
-            nodes.update(
-                (child, _new_spec((child, step, key, ordinal, item, rank)))
-                for child, step in zip(children, body, strict=True)
-            )
+        children = list(map(_new_key, zip(names, itertools.repeat(sequence))))
+        if not nested:  # the common case, in bulk (no Python-level call per node)
+            fixed = map(itertools.repeat, (key, ordinal, item, rank))  # endless: strict=False
+            fields = zip(children, body, *fixed, strict=False)
+            nodes.update(zip(children, map(_new_spec, fields), strict=True))
         else:  # each nested container expanded right after its own node, as ever
             for child, step in zip(children, body, strict=True):
                 spec = nodes[child] = _new_spec((child, step, key, ordinal, item, rank))
