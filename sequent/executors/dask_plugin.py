@@ -25,7 +25,9 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 PREFIX = "sequent-"
-NAME = "sequent-at-most-once"
+#: Versioned: a scheduler keeps a plugin registered under the same name (``idempotent``), so a
+#: long-lived cluster that holds an older sequent's plugin gets this one beside it.
+NAME = "sequent-at-most-once-2"
 
 
 class AtMostOnce(SchedulerPlugin):

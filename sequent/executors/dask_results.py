@@ -90,8 +90,8 @@ class Sender:
 
     def _round(self, batch: list[tuple[str, Entry] | None]) -> bool:
         """Send ``batch`` and what queued meanwhile; False at the end. (A method of its own so
-        nothing of the round stays referenced while the thread waits for the next one: a task
-        is released once its outcome is settled, not when the next round is sent.)"""
+        nothing of the round stays referenced while the thread waits for the next one: when a
+        task is released is the tracker's decision alone.)"""
         try:
             while True:
                 batch.append(self.queue.get_nowait())
