@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import arguments, legacy
 from .compiler import FlowDef, Plan, StepDef, compile_flow
-from .compiler.graph import collection_paused
 from .config import LEGACY_KEYS, read_settings
 from .context import StepContext, current
 from .errors import (
@@ -232,8 +231,7 @@ class Sequent:
             raise DefinitionError(
                 f"flow {self.name!r} has no steps; add some with add_step(...) before running"
             )
-        with collection_paused():  # the definition of a large flow is many objects too
-            plan = compile_flow(self.definition())
+        plan = compile_flow(self.definition())
         if self._ignored_step_arguments:
             shown = [
                 f"{key} (step {', '.join(repr(s) for s in steps)})"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import operator
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from ..errors import CycleError, DefinitionError, UnknownStepError
 from ..status import CONDITIONS
 from .definitions import FlowDef, StepDef, path_name
 from .expand import (
+    _CHILDREN,
     ROOT,
     Iteration,
     NodeKey,
@@ -155,19 +155,15 @@ def _validate_siblings(siblings: tuple[StepDef, ...], where: str) -> None:
                 f"requirements",
                 cycle=names,
             )
-    for step in filter(_HAS_CHILDREN, siblings):
+    for step in filter(_CHILDREN, siblings):
         _validate_siblings(step.children, f"container {step.path_name!r}")
 
 
-_HAS_CHILDREN = operator.attrgetter("children")
-
-
 def _check_shape(step: StepDef) -> None:
-    if step.children:
-        if step.func is None:
-            return
-    elif step.func is not None and step.repeats is None and step.parallel == 1:
-        return  # the common shapes, checked with the fewest look-ups
+    """Raise for a step whose func, children, repeats and parallel do not go together (the
+    caller skips the plain leaf most steps are)."""
+    if step.children and step.func is None:
+        return
     if step.is_container and step.func is not None:
         raise DefinitionError(
             f"step {step.path_name!r} has both a func and child steps; a container runs "
