@@ -10,6 +10,7 @@ Mutates only the futures of the steps it settles.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -92,11 +93,7 @@ class Sender:
         """Send ``batch`` and what queued meanwhile; False at the end. (A method of its own so
         nothing of the round stays referenced while the thread waits for the next one: when a
         task is released is the tracker's decision alone.)"""
-        try:
-            while True:
-                batch.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
+        _take_queued(self.queue, batch)
         groups: dict[Any, list[tuple[str, Entry]]] = {}
         for item in batch:
             if item is None:
@@ -207,8 +204,6 @@ class Tracker:
         self.loop.add_callback(self._watch_all, list(futures))
 
     def _watch_all(self, futures: list[distributed.Future[Any]]) -> None:
-        import asyncio
-
         for task_future in futures:
             asyncio.ensure_future(self._watch(task_future))
 
@@ -228,16 +223,12 @@ class Tracker:
         self.finished.append(task_future)
         if not self.gathering:
             self.gathering = True
-            import asyncio
-
             asyncio.ensure_future(self._drain())
 
     def _busy(self) -> bool:
         return bool(self.threads) and len(self.backend._running) > 2 * self.threads
 
     async def _drain(self) -> None:
-        import asyncio
-
         try:
             while self.finished:
                 if self._busy() and len(self.finished) < self.BATCH:
@@ -311,11 +302,7 @@ class Results:
     def _round(self, batch: list[distributed.Future[Any] | None]) -> bool:
         """Judge ``batch`` and what queued meanwhile; False at the end (a method of its own,
         so no task stays referenced while the thread waits)."""
-        try:
-            while True:
-                batch.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
+        _take_queued(self.queue, batch)
         if None in batch:
             return False
         self._fetch([done for done in batch if done is not None])
@@ -334,6 +321,15 @@ class Results:
         for done in batch:
             if done.status != "finished":
                 self.backend.settle(done, None)
+
+
+def _take_queued(source: queue.SimpleQueue[Any], batch: list[Any]) -> None:
+    """Mutates ``batch``: append what waits in ``source`` now, without blocking."""
+    try:
+        while True:
+            batch.append(source.get_nowait())
+    except queue.Empty:
+        pass
 
 
 def failure(error: str, started: float | None = None) -> Outcome:

@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from corerun import new_flow, run_core
+from corerun import new_flow, run_core, wait_for
 
 from sequent.errors import ExecutorError
 from sequent.status import StepStatus
@@ -17,6 +17,7 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # every test here starts or joins a Dask cluster
 
 from sequent.executors.dask import DaskExecutor  # noqa: E402
+from sequent.executors.dask_plugin import PREFIX  # noqa: E402
 
 S = StepStatus
 
@@ -104,14 +105,21 @@ def square(number: int) -> int:
     return number * number
 
 
+def let_go(client, start: str) -> None:
+    """Wait (10 s at most) until the scheduler holds no task whose key starts with sequent's
+    prefix and ``start`` (run id and step name)."""
+
+    def left() -> list[str]:
+        keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+        return [str(key) for key in keys if str(key).startswith(f"{PREFIX}{start}")]
+
+    wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
+
+
 def test_a_fan_is_settled_in_batches_and_its_tasks_are_let_go(dask_client, tmp_path):
     """60 steps at once on the session's cluster: every outcome reaches its own step (the
     tracker gathers them in batches on Dask's loop), and once the run is over the scheduler
     lets go of every one of the run's tasks (the held futures are released)."""
-    from corerun import wait_for
-
-    from sequent.executors.dask_plugin import PREFIX
-
     backend = DaskExecutor(client=dask_client)
     flow = new_flow(backend, tmp_path)
     for number in range(60):
@@ -122,13 +130,7 @@ def test_a_fan_is_settled_in_batches_and_its_tasks_are_let_go(dask_client, tmp_p
     assert [run.value(f"tracked{number}/1") for number in range(60)] == [
         number * number for number in range(60)
     ]
-    prefix = f"{PREFIX}behaviour-run-tracked"
-
-    def left() -> list[str]:
-        keys = dask_client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
-        return [str(key) for key in keys if str(key).startswith(prefix)]
-
-    wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
+    let_go(dask_client, "behaviour-run-tracked")
     backend.shutdown()
 
 
@@ -137,10 +139,6 @@ def test_a_scheduler_that_refuses_the_plugin_gets_a_warning_and_short_holds(
 ):
     """Without sequent's plugin a held finished task could be recomputed: the run log says
     so, and finished tasks are let go as soon as the next round is sent (or within 50 ms)."""
-    from corerun import wait_for
-
-    from sequent.executors.dask_plugin import PREFIX
-
     def refuse(*args, **kwargs):
         raise RuntimeError("pickled plugins are disabled")
 
@@ -157,11 +155,5 @@ def test_a_scheduler_that_refuses_the_plugin_gets_a_warning_and_short_holds(
     assert "refused sequent's plugin (RuntimeError: pickled plugins are disabled)" in caplog.text
     assert backend.tracker is not None and backend.tracker.protected is False
     assert backend.tracker.hold == backend.tracker.HOLD_UNPROTECTED
-    prefix = f"{PREFIX}behaviour-run-short"
-
-    def left() -> list[str]:
-        keys = dask_client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
-        return [str(key) for key in keys if str(key).startswith(prefix)]
-
-    wait_for(lambda: not left(), timeout=10, what="the scheduler to let go of the run's tasks")
+    let_go(dask_client, "behaviour-run-short")
     backend.shutdown()
