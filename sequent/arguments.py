@@ -126,6 +126,17 @@ def is_status(value: Any) -> bool:
     )
 
 
+def not_a_status(value: Any, target: str, owner: str) -> DefinitionTypeError:
+    """The error for ``(target, value)`` in ``requires`` where ``value`` is no status."""
+    names = [name for name, member in StepStatus.__members__.items() if member in CONDITIONS]
+    close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return DefinitionTypeError(
+        f"step {owner!r} requires {target!r} with {value!r}{hint}, which is not a status; write "
+        f"({target}, sequent.StepStatus.success) or ready, active, failure, complete"
+    )
+
+
 def status(value: Any, owner: str) -> StepStatus:
     status = value if isinstance(value, StepStatus) else StepStatus[value]
     if status not in CONDITIONS:
@@ -195,6 +206,17 @@ def resources(value: Any, what: str, step: str) -> tuple[tuple[ResourcePool, int
                 f"resource_limit of {pool.limit}; ask for at most {pool.limit} or raise the limit"
             )
         result.append((pool, amount))
+    totals: dict[ResourcePool, list[int]] = {}
+    for pool, amount in result:
+        totals.setdefault(pool, []).append(amount)
+    for pool, amounts in totals.items():
+        if len(amounts) > 1 and sum(amounts) > pool.limit:
+            parts = " + ".join(map(str, amounts))
+            raise ResourceError(
+                f"step {step!r} {what} {sum(amounts)} of resource pool {pool.name!r} in all "
+                f"({parts}), above its resource_limit of {pool.limit}; ask for at most "
+                f"{pool.limit} in all or raise the limit"
+            )
     return tuple(result)
 
 
@@ -224,6 +246,12 @@ def recovery_policy(value: Any, step: str) -> Mapping[StepStatus, StepReplay]:
 def repeat_items(value: Any, step: str) -> Any:
     if value is None or callable(value):
         return value
+    if isinstance(value, (set, frozenset)):
+        raise DefinitionTypeError(
+            f"step {step!r}: repeats is a {type(value).__name__}, whose order changes from one "
+            f"process to the next, so a recover would match the wrong items; give a list "
+            f"(for example repeats=sorted(...))"
+        )
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise DefinitionTypeError(
             f"step {step!r}: repeats must be a sequence, a range or a callable returning an "

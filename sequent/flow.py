@@ -69,6 +69,11 @@ class Sequent:
         settings = read_settings(config, config_tag or None)
         self.config = settings.config
         legacy.check_database_store(str(store), settings.databases)
+        if settings.logging_level is not None:  # checked even when logging_level= wins
+            try:
+                arguments.logging_level(settings.logging_level)
+            except DefinitionError as exc:
+                raise type(exc)(f"config LOGGING: {exc}") from None
         level = logging_level if logging_level is not None else settings.logging_level
         self.logging_level = arguments.logging_level(logging.INFO if level is None else level)
         self.name = name or (caller.stem if caller else "sequent")
@@ -175,9 +180,10 @@ class Sequent:
             raise DefinitionTypeError(
                 arguments.unknown_arguments(name, wrong, legacy.STEP_ARGUMENTS)
             )
-        if "/" in name or name != name.strip():
+        if "/" in name or "@" in name or name != name.strip() or not name.isprintable():
             raise DefinitionError(
-                f"step name {name!r} may not contain '/' or surrounding spaces; rename it"
+                f"step name {name!r} may not contain '/', '@' (the command line's STEP@SEQUENCE), "
+                f"control characters or surrounding spaces; rename it"
             )
         parent_path = parent.definition.path if parent else ()
         path = (*parent_path, name)

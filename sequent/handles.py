@@ -13,10 +13,11 @@ from typing import Any
 
 import attrs
 
-from .arguments import is_status, status
+from .arguments import is_status, not_a_status, status
 from .compiler import NOTHING, AllOf, AnyOf, Atom, Expr, StepDef, atoms
 from .errors import DefinitionError, DefinitionTypeError, UnknownStepError
 from .legacy import placeholder
+from .status import StepStatus
 
 
 class _Operator:
@@ -153,6 +154,14 @@ def _intern(flow: Any, expr: Expr) -> Expr:
     return shared
 
 
+def _shown(value: Any) -> str:
+    return f"sequent.StepStatus.{value.name}" if isinstance(value, StepStatus) else repr(value)
+
+
+#: What may stand beside a step in a pair of ``requires`` other than a status (an AND of two).
+_EXPRESSIONS = (Step, Event, Or, And, tuple, list)
+
+
 def _expression(flow: Any, value: Any, parent: Step | None, owner: str) -> Expr:
     if isinstance(value, Event):
         if value.flow is not flow:
@@ -172,9 +181,20 @@ def _expression(flow: Any, value: Any, parent: Step | None, owner: str) -> Expr:
             flow, AllOf(tuple(_expression(flow, item, parent, owner) for item in value.items))
         )
     if isinstance(value, (tuple, list)):
-        if len(value) == 2 and is_status(value[1]) and isinstance(value[0], (Step, str)):
-            target = _target(flow, value[0], parent, owner)
-            return _intern(flow, Atom(target, status(value[1], owner)))
+        if len(value) == 2 and isinstance(value[0], (Step, str)):
+            if is_status(value[1]):
+                target = _target(flow, value[0], parent, owner)
+                return _intern(flow, Atom(target, status(value[1], owner)))
+            if not isinstance(value[1], _EXPRESSIONS):  # (step, "succes"), (step, None), ...
+                name = value[0].path if isinstance(value[0], Step) else value[0]
+                raise not_a_status(value[1], name, owner)
+        if len(value) == 3 and isinstance(value[0], (Step, str)) and is_status(value[1]):
+            name = value[0].path if isinstance(value[0], Step) else value[0]
+            raise DefinitionTypeError(
+                f"step {owner!r} requires {name!r} with three values {tuple(value)!r}; a "
+                f"requirement is a (step, status) pair: write ({name}, {_shown(value[1])}) "
+                f"alone, or several pairs in a tuple"
+            )
         return _intern(flow, AllOf(tuple(_expression(flow, item, parent, owner) for item in value)))
     if isinstance(value, Step):
         raise DefinitionTypeError(

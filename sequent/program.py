@@ -15,6 +15,7 @@ the orchestrator) can kill their groups with ``kill_programs``.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import selectors
@@ -86,9 +87,26 @@ class Program:
         timeout: float | None = None,
         *,
         grace: float = 2.0,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            names = ("argv", "cwd", "env", "timeout", "grace")
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, names, n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise DefinitionTypeError(
+                f"Program() got unknown argument {', '.join(hints)}; it takes argv, cwd, env, "
+                f"timeout and grace"
+            )
         if isinstance(argv, str):
-            argv = shlex.split(argv)
+            try:
+                argv = shlex.split(argv)
+            except ValueError as exc:
+                raise DefinitionError(
+                    f"Program command line {argv!r} cannot be split into arguments ({exc}); "
+                    f"close its quotes, or pass argv as a list of strings"
+                ) from exc
         if isinstance(argv, bytes) or not isinstance(argv, Sequence):
             raise DefinitionTypeError(
                 f"Program argv must be a list of strings (or one command line string), got {argv!r}"

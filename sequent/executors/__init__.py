@@ -34,8 +34,10 @@ _ALIASES = {
     "sequential": "serial",
     "threads": "thread",
     "threading": "thread",
+    "threading.thread": "thread",
     "mp.process": "process",
     "multiprocessing": "process",
+    "multiprocessing.process": "process",
     "processes": "process",
     "distributed": "dask",
 }

@@ -231,3 +231,22 @@ def test_what_the_table_marks_refused(tmp_path):
     with pytest.raises(DefinitionError, match="'leaf'.*child step"):
         flow.add_step("leaf", func=step, repeats=[1, 2])
         flow.compile()
+
+
+@pytest.mark.parametrize(
+    ("construct", "backend"),
+    [
+        ("mp.Process", "process"),
+        ("Process", "process"),
+        ("multiprocessing.Process", "process"),
+        ("multiprocessing", "process"),
+        ("Thread", "thread"),
+        ("threading.Thread", "thread"),
+        ("threading", "thread"),
+        ("invoke", "serial"),
+    ],
+)
+def test_task_construct_names_the_way_the_original_was_written(construct, backend):
+    from sequent.executors import backend_name
+
+    assert backend_name(construct) == backend

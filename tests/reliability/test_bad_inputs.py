@@ -214,6 +214,22 @@ def _recover(**options: Any) -> Callable[[Ctx], Any]:
     return act
 
 
+def _process_repeating(make: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
+    """An act running, on the process executor, a container repeating over 1 and ``make(ctx)``."""
+
+    def act(ctx: Ctx) -> Any:
+        try:
+            import sequent.executors.process  # noqa: F401
+        except ImportError as exc:
+            pytest.skip(f"executor 'process' unavailable: {exc}")
+        flow = ctx.flow(executor="process")
+        box = flow.add_step("box", repeats=[1, make(ctx)])
+        box.add_step("each", func=ctx.step)
+        return flow.run()
+
+    return act
+
+
 def _process_with(make: Callable[[Ctx], Any], where: str) -> Callable[[Ctx], Any]:
     """An act running, on the process executor, a step given ``make(ctx)`` in args or kwargs."""
 
@@ -292,12 +308,35 @@ CASES = [
         ("logging_level", "[]"),
     ),
     Bad(
+        "logging-level-in-config-shadowed",
+        lambda c: c.flow(logging_level=logging.INFO, config={"LOGGING": {"logging_level": "LOUD"}}),
+        DefinitionError,
+        ValueError,
+        ("config LOGGING", "logging_level", "'LOUD'"),
+        "logging.INFO",
+    ),
+    Bad(
         "logging-level-unknown-name",
         lambda c: c.flow(logging_level="LOUD"),
         DefinitionError,
         ValueError,
         ("logging_level", "'LOUD'"),
         "logging.INFO",
+    ),
+    Bad(
+        "program-unclosed-quote",
+        lambda c: seq.Program("echo 'abc"),
+        DefinitionError,
+        ValueError,
+        ("Program", '"echo \'abc"', "No closing quotation"),
+        "as a list of strings",
+    ),
+    Bad(
+        "program-misspelt-keyword",
+        lambda c: seq.Program(["true"], timout=5),
+        DefinitionTypeError,
+        TypeError,
+        ("Program", "'timout'", "did you mean 'timeout'"),
     ),
     Bad(
         "executor-unknown",
@@ -481,6 +520,22 @@ CASES = [
         "rename",
     ),
     Bad(
+        "name-at-sign",
+        lambda c: c.flow().add_step("a@b", func=c.step),
+        DefinitionError,
+        ValueError,
+        ("'a@b'", "'@'", "STEP@SEQUENCE"),
+        "rename",
+    ),
+    Bad(
+        "name-newline",
+        lambda c: c.flow().add_step("a\nb", func=c.step),
+        DefinitionError,
+        ValueError,
+        ("'a\\nb'", "control characters"),
+        "rename",
+    ),
+    Bad(
         "name-duplicate-sibling",
         lambda c: _two(c)[0].add_step("a", func=c.step),
         DuplicateStepError,
@@ -611,6 +666,37 @@ CASES = [
         DefinitionError,
         ValueError,
         ("'b'", "'interrupted'"),
+    ),
+    Bad(
+        "requires-misspelt-status",
+        _after_a(requires=("A", "succes")),
+        DefinitionTypeError,
+        TypeError,
+        ("'b'", "'a'", "'succes'", "not a status", "did you mean 'success'"),
+        "StepStatus.success",
+    ),
+    Bad(
+        "requires-none-as-status",
+        _after_a(requires=("a", None)),
+        DefinitionTypeError,
+        TypeError,
+        ("'b'", "'a'", "None", "not a status"),
+        "StepStatus.success",
+    ),
+    Bad(
+        "requires-replay-as-status",
+        _after_a(requires=("A", seq.StepReplay.skip)),
+        DefinitionTypeError,
+        TypeError,
+        ("'b'", "'a'", "skip", "not a status"),
+    ),
+    Bad(
+        "requires-triple",
+        _after_a(requires=("A", S.success, 3)),
+        DefinitionTypeError,
+        TypeError,
+        ("'b'", "'a'", "three values", "(step, status) pair"),
+        "(a, sequent.StepStatus.success)",
     ),
     Bad(
         "requires-empty-or",
@@ -783,6 +869,14 @@ CASES = [
         "at most 2",
     ),
     Bad(
+        "acquires-above-limit-in-parts",
+        lambda c: (lambda pool: _leaf(c, acquires=[(pool, 2), (pool, 1)]))(_pool(2)),
+        ResourceError,
+        ValueError,
+        ("'a'", "'gpus'", "3", "(2 + 1)", "2"),
+        "at most 2 in all",
+    ),
+    Bad(
         "acquires-zero",
         lambda c: _leaf(c, acquires=[(_pool(2), 0)]),
         ResourceError,
@@ -881,6 +975,14 @@ CASES = [
         ("'box'", "repeats"),
     ),
     Bad(
+        "repeats-set",
+        lambda c: c.flow().add_step("box", repeats={"alpha", "beta"}),
+        DefinitionTypeError,
+        TypeError,
+        ("'box'", "repeats", "set", "order changes"),
+        "sorted(",
+    ),
+    Bad(
         "repeats-on-a-leaf",
         _run(lambda c, f: f.add_step("a", func=c.step, repeats=[1, 2])),
         DefinitionError,
@@ -940,6 +1042,14 @@ CASES = [
         TypeError,
         ("'unsendable'", "'handle'", "lock"),
         "thread",
+    ),
+    Bad(
+        "process-lock-as-repeats-item",
+        _process_repeating(lambda c: threading.Lock()),
+        NotSendableError,
+        TypeError,
+        ("'box'", "item 2 of its repeats", "lock"),
+        "plain data",
     ),
     Bad(
         "process-open-file-in-args",
