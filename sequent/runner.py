@@ -148,7 +148,9 @@ def _opening_lines(
         folder.path,
     )
     for message in getattr(session, "differences", ()):
-        log.info("%s", message)
+        # a run recorded for another flow name is recovered as asked, but said loudly
+        other_flow = " was recorded for flow " in message
+        log.log(logging.WARNING if other_flow else logging.INFO, "%s", message)
 
 
 def _begin(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> tuple[Any, LogFolder]:
@@ -257,6 +259,7 @@ def check_sendable(plan: Plan, executor: str) -> None:
     checked: dict[int, Any] = {}  # values already pickled (kept, so their ids stay theirs)
     for step in plan.index.steps.values():
         if step.is_container:
+            _check_items(step, executor, cloudpickle.dumps)
             continue
         for what, value in _parts(step):
             if id(value) in checked:
@@ -270,6 +273,30 @@ def check_sendable(plan: Plan, executor: str) -> None:
                     f"({type(exc).__name__}: {exc}); pass plain data (or create the object "
                     f"inside the step), or use executor='thread'"
                 ) from exc
+
+
+def _check_items(step: StepDef, executor: str, dumps: Callable[[Any], bytes]) -> None:
+    """Raise ``NotSendableError`` for an item of ``step``'s repeats that cannot be pickled
+    (each step of an iteration is sent its item)."""
+    items = step.repeats
+    if not isinstance(items, tuple) or not items:
+        return
+    try:
+        dumps(items)  # one call for all: the common case
+    except Exception:
+        pass
+    else:
+        return
+    for ordinal, item in enumerate(items, 1):
+        try:
+            dumps(item)
+        except Exception as exc:
+            raise NotSendableError(
+                f"step {step.path_name!r}: item {ordinal} of its repeats ({type(item).__name__}) "
+                f"cannot be sent to a {executor} worker with the steps of that iteration "
+                f"({type(exc).__name__}: {exc}); repeat over plain data (a name, a path, a "
+                f"number) and create the object inside the step, or use executor='thread'"
+            ) from exc
 
 
 def _parts(step: StepDef) -> list[tuple[str, Any]]:
