@@ -230,5 +230,18 @@ def repeat_items(step: StepDef) -> tuple[Any, ...]:
     if step.repeats is None:
         return (None,)
     if callable(step.repeats):
-        return tuple(step.repeats())
+        items = step.repeats()
+        unordered = isinstance(items, (set, frozenset))
+        if unordered or isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            why = (
+                "whose order changes from one process to the next (a recover would match the "
+                "wrong items)"
+                if unordered
+                else "not a sequence of items"
+            )
+            raise TypeError(
+                f"the callable repeats of step {path_name(step.path)!r} returned a "
+                f"{type(items).__name__}, {why}; return a list (for example sorted(...))"
+            )
+        return tuple(items)
     return tuple(step.repeats)

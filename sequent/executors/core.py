@@ -67,7 +67,9 @@ class Scheduler:
         #: A backend's ``post(task, hosts, tag, outbox)``, if it has one (no future per step).
         self._post: Callable[..., None] | None = getattr(backend, "post", None)
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.ledger = Ledger()
+        self.ledger = Ledger(
+            pool for step in plan.index.steps.values() for pool, _ in step.releases or ()
+        )
         # Waiting to start: (moment ready, definition rank, node); earlier moments first.
         self._heap: list[tuple[int, tuple[int, tuple[int, ...]], NodeKey]] = []
         self._moment = 0
@@ -82,6 +84,8 @@ class Scheduler:
         self._retries: dict[NodeKey, int] = {}
         self._outcomes: dict[NodeKey, tuple[Outcome, int]] = {}
         self._retry_wait: dict[NodeKey, Outcome] = {}
+        #: Steps whose ending change is in the store already (a failed try, then no retry).
+        self._recorded: set[NodeKey] = set()
         self._submit: list[Attempt] = []
         self._halted: str | None = None
         self._commits = CommitPolicy(plan)
@@ -136,8 +140,12 @@ class Scheduler:
         finally:
             restore()
         for key, outcome in self._retry_wait.items():  # stopped during a retry's back-off
-            self._outcomes[key] = (outcome, self._retries[key] - 1)
-            self.state.done(key, StepStatus.failure, outcome.error)
+            if self.interrupted_by:
+                self.state.done(key, StepStatus.interrupted, f"its retry was not started: the "
+                                f"run was interrupted ({self.interrupted_by})")  # fmt: skip
+            else:  # it ends with its last try, recorded when it failed: no second row of it
+                self._recorded.add(key)
+                self.state.done(key, StepStatus.failure, outcome.error)
         self._retry_wait.clear()
         if self.state.is_active():
             status = StepStatus.interrupted if self._halted else StepStatus.failure
@@ -275,6 +283,12 @@ class Scheduler:
             self._holders.add(key)  # it took its resources (if any); it gives back at its end
         spec = self.state.start(key)
         if spec is None:
+            failed = self.state.repeats_failed.pop(key, None)
+            if failed is not None:  # its callable repeats failed: said and recorded like a step's
+                error, trace = failed
+                log.error("[ Step %s ] failed: %s\n%s", key, error, trace.rstrip(),
+                          extra={"sequent_node": key})  # fmt: skip
+                self._outcomes[key] = (Outcome(StepStatus.failure, error=error, traceback=trace), 0)
             self._absorb()
             return
         self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
@@ -462,6 +476,7 @@ class Scheduler:
             self.recorder.expanded(expanded)
             policy.durable = True
         node, outcomes, watched = self.recorder.node, self._outcomes, policy.watched
+        recorded = self._recorded
         for change in changes:
             key, status = change.key, change.status
             if status is _READY or status is _ACTIVE:
@@ -472,6 +487,9 @@ class Scheduler:
                 node(key, status, error=change.error, replayed=change.replayed)
                 continue
             policy.durable = True
+            if key in recorded:
+                recorded.discard(key)
+                continue
             if change.replayed:
                 self.replayed[key] = status
             outcome, retry = outcomes.pop(key, (None, 0))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
+from traceback import format_exc
 from typing import Any
 
 from ..compiler import (
@@ -104,6 +105,9 @@ class RunState:
         self.status: dict[NodeKey, StepStatus] = {}
         #: Containers with a callable ``repeats`` that a dry run did not expand.
         self.deferred: set[NodeKey] = set()
+        #: Containers whose callable ``repeats`` failed: (the error, its traceback text), for
+        #: the driver to log and record (taken with ``pop``).
+        self.repeats_failed: dict[NodeKey, tuple[str, str]] = {}
         #: Set once a failure that no level handles happened.
         self.failed = False
         #: Set when such a failure asks that no new step start (stop_on_exception).
@@ -420,6 +424,7 @@ class RunState:
                     items = repeat_items(spec.step)
                 except Exception as exc:
                     error = f"repeats of {key.path!r} raised {type(exc).__name__}: {exc}"
+                    self.repeats_failed[key] = (error, format_exc())
                     self._set(key, FAILURE, error)
                     return
                 nodes: dict[NodeKey, NodeSpec] = {}

@@ -9,6 +9,7 @@ through their return value, and ordering is judged from the recorded outcomes (`
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -519,6 +520,33 @@ def test_callable_repeats_that_raise_fail_the_container(executor, backend, tmp_p
     assert run.result is False
     assert run.status() == {"each/1": "failure"}
     assert "FileNotFoundError" in run.record("each/1", S.failure).error
+
+
+def test_a_failed_callable_repeats_is_logged_with_its_traceback(
+    executor, backend, tmp_path, caplog
+):
+    flow = new_flow(backend, tmp_path)
+    each = flow.add_step("each", repeats=functools.partial(list_files, str(tmp_path / "none")))
+    each.add_step("load", func=read_item)
+    with caplog.at_level(logging.ERROR, logger="sequent"):
+        run = run_core(flow, backend)
+    assert run.result is False
+    outcome = run.outcome("each/1")
+    assert "FileNotFoundError" in outcome.error
+    assert "list_files" in outcome.traceback  # the frame that raised, as for a step
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("each" in line and "FileNotFoundError" in line for line in said), said
+
+
+def test_callable_repeats_that_return_a_set_fail_the_container(executor, backend, tmp_path):
+    flow = new_flow(backend, tmp_path)
+    each = flow.add_step("each", repeats=lambda: {"alpha", "beta", "gamma"})
+    each.add_step("load", func=read_item)
+    run = run_core(flow, backend)
+    assert run.result is False
+    assert run.status() == {"each/1": "failure"}
+    error = run.record("each/1", S.failure).error
+    assert "returned a set" in error and "sorted(" in error, error
 
 
 def test_empty_repeats_run_no_iteration_and_succeed(executor, backend, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -400,3 +402,46 @@ def test_memory_store_recovers_within_its_flow_only(tmp_path, calls):
     with pytest.raises(seq.RecoveryError, match="in-memory store lasts only as long"):
         other.run()
     other.close()
+
+
+def test_recovering_a_run_of_another_flow_name_is_said_as_a_warning(tmp_path, calls, caplog):
+    store = tmp_path / "flows.run.db"
+    first = flow_on(store, name="B")
+    first.add_step("s1", func=calls)
+    first.add_step("s2", func=calls, kwargs={"fail": True})
+    assert first.run() is False
+    run_id = first.run_id
+    first.close()
+    other = flow_on(store, seq.RunMode.recover, name="A", recovery_run=run_id)
+    other.add_step("s1", func=calls)
+    other.add_step("s2", func=calls)
+    with caplog.at_level(logging.INFO, logger="sequent"):
+        assert other.run() is True
+    other.close()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(run_id in line and "'B'" in line and "'A'" in line for line in warned), warned
+
+
+def fail_once_seen(store: str, path: str) -> None:
+    """A step that fails once ``path``'s failed try is in ``store`` (30 s bound a hang)."""
+    deadline = time.monotonic() + 30
+    while not storehelp.query(
+        Path(store), "SELECT 1 FROM events WHERE path = ? AND status = 'failure'", path
+    ):
+        assert time.monotonic() < deadline, f"{path}'s failure never reached the store"
+        time.sleep(0.01)
+    raise RuntimeError("stop the run")
+
+
+def test_a_step_waiting_for_its_retry_when_the_run_stops_keeps_one_row_per_try(tmp_path, calls):
+    """``r`` fails and waits 60 s for its retry; ``c`` then fails and stops the run. r's one
+    try is recorded once, and it ends with it (no second copy of that failure)."""
+    store = tmp_path / "retry.run.db"
+    flow = flow_on(store, config={"max_concurrent": 0})
+    flow.add_step("r", func=calls, kwargs={"fail": True}, retries=2, retry_delay=60)
+    flow.add_step("c", func=fail_once_seen, args=(str(store), "r"))
+    assert flow.run() is False
+    flow.close()
+    assert [name for name in calls.names()] == ["r/1"]
+    rows = storehelp.query(store, "SELECT status, retry FROM events WHERE path = 'r' ORDER BY seq")
+    assert rows == [("ready", 0), ("active", 0), ("failure", 0)], rows
