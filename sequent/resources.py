@@ -81,7 +81,10 @@ class Ledger:
     ``releases`` returns them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, returnable: Iterable[ResourcePool] = ()) -> None:
+        #: Pools that some step's explicit ``releases`` names: what is kept of them may come
+        #: back while steps still run, so only a run at rest finds their waiters stuck.
+        self.returnable = frozenset(returnable)
         self.free: dict[ResourcePool, int] = {}
         self.held: dict[Any, Request] = {}
         self.kept: dict[ResourcePool, dict[Any, int]] = {}
@@ -159,10 +162,10 @@ class Ledger:
         """Waiting requests that can never be granted, each with the reason why.
 
         A request can never be granted when it asks more of a pool than is left once kept
-        resources and those held by owners that cannot end before it (``waits_for(owner)``:
-        its enclosing containers) are taken away. ``at_rest`` says nothing will end on its own
-        any more (no step runs, no timer is due): then every request that does not fit what is
-        free now is stuck as well.
+        resources (unless the pool is ``returnable``) and those held by owners that cannot end
+        before it (``waits_for(owner)``: its enclosing containers) are taken away.
+        ``at_rest`` says nothing will end on its own any more (no step runs, no timer is due):
+        then every request that does not fit what is free now is stuck as well.
         """
         result = []
         for owner, request in self.waiting:
@@ -171,7 +174,9 @@ class Ledger:
                 if at_rest:
                     possible = self.free[pool]
                 else:
-                    possible = pool.limit - sum(self.kept[pool].values())
+                    possible = pool.limit
+                    if pool not in self.returnable:
+                        possible -= sum(self.kept[pool].values())
                     possible -= sum(
                         n for holder in blockers for p, n in self.held.get(holder, ()) if p is pool
                     )

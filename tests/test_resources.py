@@ -170,6 +170,23 @@ def test_explicit_releases_give_back_what_they_name(executor, backend, tmp_path)
     assert set(run.status().values()) == {"success"}
 
 
+def test_a_waiter_for_kept_resources_waits_for_a_step_that_gives_them_back(
+    executor, backend, tmp_path
+):
+    """``keeper`` keeps the only E; ``giver`` (explicit ``releases``) returns it when it ends:
+    ``user``, waiting for E meanwhile, is not failed as impossible but runs after ``giver``."""
+    e = pool("E", 1)
+    flow = new_flow(backend, tmp_path)
+    keeper = flow.add_step("keeper", func=noop, acquires=[(e, 1)], releases=[])
+    flow.add_step("user", func=noop, acquires=[(e, 1)], requires=((keeper, S.success),))
+    flow.add_step("giver", func=pause, args=(0.05,), releases=[(e, 1)],
+                  requires=((keeper, S.success),))  # fmt: skip
+    run = run_core(flow, backend)
+    assert run.status() == {"keeper/1": "success", "user/1": "success", "giver/1": "success"}
+    assert run.result is True
+    assert run.outcome("user/1").started >= run.outcome("giver/1").ended
+
+
 # -- impossible waits ----------------------------------------------------------------------
 
 
