@@ -115,7 +115,17 @@ def read_settings(config: Any, tag: str | None = None) -> Settings:
     if config is None:
         config = {}
     if isinstance(config, (str, os.PathLike)):
-        config = _read_file(Path(config))
+        source = f"{os.fspath(config)}" + (f" (config_tag {tag!r})" if tag else "")
+        try:
+            return _settings(_read_file(Path(config)), tag)
+        except ConfigError as exc:
+            if source in str(exc):
+                raise
+            raise ConfigError(f"config file {source}: {exc}") from None
+    return _settings(config, tag)
+
+
+def _settings(config: Any, tag: str | None) -> Settings:
     if not isinstance(config, Mapping):
         raise ConfigError(
             f"config must be a mapping or a path to a YAML or TOML file, got {config!r}"

@@ -195,10 +195,15 @@ class Sequent:
                 f"step {name!r} is already defined in {where}; give the new step another name"
             )
         if same is not None:
+            new = f"step {name!r} under {parent.path!r}" if parent else f"top-level step {name!r}"
+            old = (
+                f"step {same.name!r} under {same.parent.path!r}"
+                if same.parent
+                else f"top-level step {same.name!r}"
+            )
             raise DuplicateStepError(
-                f"step {shown!r} would have the same path as step {same.name!r} under "
-                f"{same.parent.path if same.parent else 'the flow'!r} (paths join names with "
-                f"'_'); rename one of them"
+                f"{new} would have the path {shown!r}, which {old} has already (paths join "
+                f"names with '_'); rename one of them"
             )
         return path
 

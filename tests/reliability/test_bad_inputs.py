@@ -469,7 +469,7 @@ CASES = [
         ),
         ConfigError,
         ValueError,
-        ("max_concurrency",),
+        ("max_concurrency", "flow.yaml", "config_tag 'sequent'"),
         "max_concurrent",
     ),
     Bad(
