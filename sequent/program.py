@@ -90,15 +90,7 @@ class Program:
         **unknown: Any,
     ) -> None:
         if unknown:
-            names = ("argv", "cwd", "env", "timeout", "grace")
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, names, n=1)
-                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise DefinitionTypeError(
-                f"Program() got unknown argument {', '.join(hints)}; it takes argv, cwd, env, "
-                f"timeout and grace"
-            )
+            raise _unknown_arguments(unknown)
         if isinstance(argv, str):
             try:
                 argv = shlex.split(argv)
@@ -355,3 +347,16 @@ __all__ = [
     "kill_programs",
     "stop_group",
 ]
+
+
+def _unknown_arguments(unknown: Mapping[str, Any]) -> DefinitionTypeError:
+    """The error for keywords ``Program()`` does not take, with the closest one it does."""
+    names = ("argv", "cwd", "env", "timeout", "grace")
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, names, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return DefinitionTypeError(
+        f"Program() got unknown argument {', '.join(hints)}; it takes argv, cwd, env, timeout "
+        f"and grace"
+    )

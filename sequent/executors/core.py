@@ -340,12 +340,8 @@ class Scheduler:
                 key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
             )
             self._commits.durable = True  # the failed try is committed before the retry runs
-            log.warning(
-                "[ Step %s ] try %d failed (%s); retrying",
-                key,
-                attempt.number + 1,
-                outcome.error,
-            )
+            log.warning("[ Step %s ] try %d failed (%s); retrying", key, attempt.number + 1,
+                        outcome.error)  # fmt: skip
             self._retries[key] = attempt.number + 1
             self._retry_wait[key] = outcome
             delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
@@ -358,13 +354,8 @@ class Scheduler:
         self._running_done(key)
         self._outcomes[key] = (outcome, attempt.number)
         if outcome.status is StepStatus.failure:
-            log.error(
-                "[ Step %s ] failed: %s\n%s",
-                key,
-                outcome.error,
-                (outcome.traceback or "").rstrip(),
-                extra={"sequent_node": key},
-            )
+            log.error("[ Step %s ] failed: %s\n%s", key, outcome.error,
+                      (outcome.traceback or "").rstrip(), extra={"sequent_node": key})  # fmt: skip
         else:
             log.debug(
                 "[ Step %s ] Completed, status: %s",
