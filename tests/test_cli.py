@@ -58,7 +58,7 @@ ALL = ["s1_s11/1.1", "s1_s12/1.1", "s1_s11/1.2", "s1_s12/1.2", "s2/1"]
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, empty_cwd):
     (tmp_path / "demo.py").write_text(FLOW, encoding="utf-8")
     return tmp_path
 

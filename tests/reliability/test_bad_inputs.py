@@ -1198,7 +1198,9 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("case", COMMANDS, ids=[case.id for case in COMMANDS])
-def test_command_misuse_exits_2_and_writes_nothing(case: BadCommand, tmp_path: Path) -> None:
+def test_command_misuse_exits_2_and_writes_nothing(
+    case: BadCommand, tmp_path: Path, empty_cwd: Path
+) -> None:
     from click.testing import CliRunner
 
     from sequent.cli import cli
