@@ -137,6 +137,44 @@ def the_run(opened: Any, reference: str, flow_name: str | None) -> str:
         return resolve_run(opened, reference, flow_name)
 
 
+def check_output(path: str, option: str = "-o") -> None:
+    """Refuse (``UsageProblem``) an output file that cannot be written, before any work.
+
+    Its folder must exist and be writable, and the path must not be a folder itself.
+    """
+    import os
+    import shlex
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageProblem(
+            f"{option} {path!r} is a folder; name a file in it, e.g. {option} "
+            f"{os.path.join(path, 'out')!r}"
+        )
+    if not os.path.isdir(folder):
+        raise UsageProblem(
+            f"{option} {path!r}: the folder {folder!r} does not exist; create it first "
+            f"(mkdir -p {shlex.quote(folder)}) or name a file in an existing folder"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(
+            f"{option} {path!r}: the folder {folder!r} is not writable; name a file in a "
+            f"folder you can write to"
+        )
+
+
+@contextlib.contextmanager
+def writing(path: str, option: str = "-o") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into ``UsageProblem`` naming it (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageProblem(
+            f"{option} {path!r} could not be written: {exc.strerror or exc}; name a file in a "
+            f"folder you can write to"
+        ) from exc
+
+
 def table(headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
     """Print rows as a rich table on a terminal, as aligned plain text otherwise (escaped)."""
     rows = [[safe_line(cell) for cell in row] for row in rows]
@@ -177,6 +215,7 @@ def result_word(value: Any) -> str:
 __all__ = [
     "DEBUG",
     "UsageProblem",
+    "check_output",
     "cli_words",
     "flow_option",
     "load_flow",
@@ -188,4 +227,5 @@ __all__ = [
     "the_run",
     "usage",
     "when",
+    "writing",
 ]

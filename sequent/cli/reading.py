@@ -12,6 +12,7 @@ import click
 
 from ..terminal import safe, safe_line
 from .common import (
+    check_output,
     flow_option,
     locate,
     reading,
@@ -21,6 +22,7 @@ from .common import (
     the_run,
     usage,
     when,
+    writing,
 )
 
 
@@ -166,8 +168,12 @@ def report(reference: str, store: str | None, flow_name: str | None, output: str
     """Write an HTML report of RUN (an id, a prefix, latest): timeline, graph, steps."""
     from ..report import write_report
 
+    if output:
+        check_output(output)
     path, _ = locate(store)
     with reading(path) as opened, usage():
         run_id = the_run(opened, reference, flow_name)
-        written = write_report(opened, run_id, output or f"report-{run_id}.html")
+        target = output or f"report-{run_id}.html"
+        with writing(target):
+            written = write_report(opened, run_id, target)
     click.echo(safe(f"wrote {written}"))

@@ -12,7 +12,7 @@ import click
 
 from ..flow import Sequent
 from ..status import RunMode
-from .common import UsageProblem, load_flow, usage
+from .common import UsageProblem, check_output, load_flow, usage, writing
 
 #: The executors ``--executor`` offers (the library also takes their aliases).
 EXECUTORS = ("serial", "thread", "process", "loky", "dask")
@@ -316,6 +316,8 @@ def _plan_json(result: Any) -> dict[str, Any]:
 def graph(target: str, expanded: bool, run_id: str | None, **options: Any) -> None:
     """Draw the flow in FILE: DOT text, or SVG/PNG through Graphviz."""
     params = _parameters(options["params"], options["params_file"])
+    if options["output"]:
+        check_output(options["output"])
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"])
         with usage():
@@ -323,7 +325,8 @@ def graph(target: str, expanded: bool, run_id: str | None, **options: Any) -> No
     fmt = options["fmt"]
     data = text.encode("utf-8") if fmt == "dot" else render_dot(text, fmt)
     if options["output"]:
-        Path(options["output"]).write_bytes(data)
+        with writing(options["output"]):
+            Path(options["output"]).write_bytes(data)
     else:
         stream = click.get_binary_stream("stdout")
         stream.write(data)

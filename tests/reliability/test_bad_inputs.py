@@ -1189,6 +1189,17 @@ COMMANDS = [
         ("nope.run.db",),
     ),
     BadCommand(
+        "report-output-in-a-missing-folder",
+        ("report", "latest", "--store", "{tmp}/flow.run.db", "-o", "{tmp}/missing/x.html"),
+        ("-o", "missing/x.html", "does not exist", "mkdir -p"),
+        prepare=_cli_store_with_a_run,
+    ),
+    BadCommand(
+        "graph-output-in-a-missing-folder",
+        ("graph", "{tmp}/flow.py", "-o", "{tmp}/missing/x.dot"),
+        ("-o", "missing/x.dot", "does not exist", "mkdir -p"),
+    ),
+    BadCommand(
         "graph-unknown-run-id",
         ("graph", "{tmp}/flow.py", "--run-id", "feedbeef"),
         ("'feedbeef'",),
