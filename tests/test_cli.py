@@ -144,6 +144,58 @@ def test_max_loops_stops_early_and_leaves_the_run_recoverable(folder):
     assert sorted(ran + calls(folder)) == sorted(ALL)
 
 
+INTERRUPTING = """
+import os
+import signal
+from pathlib import Path
+
+import sequent as seq
+
+HERE = Path(__file__).parent
+
+
+def stop_once():
+    if not (HERE / "stopped").exists():
+        (HERE / "stopped").write_text("")
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step runs
+
+
+def build_flow(label="x"):
+    flow = seq.Sequent(name="intr", executor="serial")
+    first = flow.add_step("first", func=stop_once)
+    flow.add_step("then", func=lambda: None, requires=((first, seq.StepStatus.success),))
+    return flow
+"""
+
+
+def test_interrupted_run_prints_its_line_and_the_recover_that_continues_it(folder):
+    import shlex
+
+    write(folder, "intr.py", INTERRUPTING)
+    invoke("run", folder / "intr.py", "--store", folder / "other.run.db")  # another run...
+    (folder / "stopped").unlink()
+    store, logs = folder / "mine.run.db", folder / "my logs"
+    stopped = invoke(
+        "run", folder / "intr.py", "-p", "label=a b", "--store", store, "--logdir", logs,
+        "--config", "stop_on_exception=false", "-j", "3",
+    )  # fmt: skip
+    assert stopped.exit_code == 130, stopped.output
+    run_id = run_id_of(stopped)
+    assert stopped.stdout == f"ran run {run_id} of flow 'intr': interrupted\n"  # as docs/cli.md
+    hint = stopped.stderr.strip().splitlines()[-1]
+    command = re.search(r"continue it with `(.+)`$", hint).group(1)
+    words = shlex.split(command)
+    assert words[:5] == ["sequent", "recover", str(folder / "intr.py"), "--run-id", run_id]
+    assert shlex.join(["-p", "label=a b"]) in command and f"--store {store}" in command
+    assert "--config stop_on_exception=false" in command and "-j 3" in command
+    assert shlex.join(["--logdir", str(logs)]) in command
+    continued = invoke(*words[1:])
+    assert continued.exit_code == 0, continued.output
+    assert continued.stdout == f"recovered run {run_id} of flow 'intr': success\n"
+    run_log = (logs / "intr" / run_id / "run.log").read_text()  # the same --logdir
+    assert f"Run {run_id} of flow 'intr' (recover, attempt 1)" in run_log
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2

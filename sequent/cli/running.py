@@ -165,6 +165,7 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
     from ..runner import FlowOptions
     from ..selection import parse_steps
 
+    given = dict(options)  # as typed: the hint after an interruption repeats them
     params = _parameters(options.pop("params"), options.pop("params_file"))
     with usage():
         config = config_overrides(options.pop("config"), options.pop("max_concurrent"))
@@ -173,6 +174,7 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
     if downstream and not rerun:
         raise UsageProblem("--downstream reruns what follows the --rerun steps; add --rerun STEP")
     progress = options.pop("progress")
+    verb = "recovered" if mode is RunMode.recover else "ran"
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"], options["executor"], options["logdir"], config)
         _dask_cluster(flow, options["executor"], options["address"], options["scheduler_file"])
@@ -196,17 +198,53 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
             finally:
                 flow.close()
         except KeyboardInterrupt:
+            click.echo(f"{verb} run {flow.run_id} of flow {flow.name!r}: interrupted")
             click.echo(
                 f"interrupted run {flow.run_id} of flow {flow.name!r}; continue it with "
-                f"`sequent recover {target}`",
+                f"`{recover_command(target, flow.run_id, given)}`",
                 err=True,
             )
             sys.exit(130)
-        verb = "recovered" if mode is RunMode.recover else "ran"
         click.echo(
             f"{verb} run {flow.run_id} of flow {flow.name!r}: {'success' if ok else 'failure'}"
         )
     sys.exit(0 if ok else 1)
+
+
+#: The options of ``run``/``recover`` that say which flow, store, logs and settings a run has:
+#: a recover of it needs the same ones. (option name as typed, key in ``options``)
+_SAME_RUN_OPTIONS = (
+    ("-p", "params"),
+    ("--params-file", "params_file"),
+    ("--store", "store"),
+    ("--logdir", "logdir"),
+    ("--config", "config"),
+    ("-j", "max_concurrent"),
+    ("--executor", "executor"),
+    ("--address", "address"),
+    ("--scheduler-file", "scheduler_file"),
+    ("--only", "only"),
+)
+
+
+def recover_command(target: str, run_id: str | None, options: dict[str, Any]) -> str:
+    """The ``sequent recover`` command line that continues run ``run_id`` exactly.
+
+    It names the run (``--run-id``) and repeats the options given to ``run``/``recover`` that
+    locate the flow, its store and logs, and its settings; quoted for a POSIX shell.
+    """
+    import shlex
+
+    words = ["sequent", "recover", target]
+    if run_id:
+        words += ["--run-id", run_id]
+    for option, key in _SAME_RUN_OPTIONS:
+        value = options.get(key)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for one in values:
+            if one is not None and one != "":
+                words += [option, str(one)]
+    return shlex.join(words)
 
 
 @click.command()
