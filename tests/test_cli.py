@@ -196,6 +196,44 @@ def test_interrupted_run_prints_its_line_and_the_recover_that_continues_it(folde
     assert f"Run {run_id} of flow 'intr' (recover, attempt 1)" in run_log
 
 
+def test_a_mark_changes_the_state_status_watch_and_runs_show(folder):
+    store = folder / "demo.run.db"
+    failed = invoke("run", folder / "demo.py", env={"FAIL_AT": "s2/1"})
+    assert failed.exit_code == 1, failed.output
+    run_id = run_id_of(failed)
+
+    def state():
+        shown = invoke("status", run_id, "--store", store)
+        watched = invoke("status", run_id, "--store", store, "--watch")
+        listed = json.loads(invoke("runs", "--store", store, "--json").stdout)
+        head = invoke("show", run_id, "--store", store).stdout.splitlines()[0]
+        return shown.stdout.splitlines()[0], watched.exit_code, listed[0]["state"], head
+
+    marked = invoke("mark", run_id, "s2@1", "success", "--reason", "x", "--store", store)
+    assert marked.exit_code == 0, marked.output
+    status_line, watch_exit, listed, head = state()
+    assert f"Run {run_id} of flow 'demo': success;" in status_line
+    assert (watch_exit, listed) == (0, "success")
+    assert head.startswith(f"Run {run_id} of flow 'demo': success,")
+    marked = invoke("mark", run_id, "s1_s11@1.2", "failure", "--reason", "y", "--store", store)
+    assert marked.exit_code == 0, marked.output
+    status_line, watch_exit, listed, head = state()
+    assert f"Run {run_id} of flow 'demo': failure;" in status_line
+    assert (watch_exit, listed) == (1, "failure")
+    again = invoke("mark", run_id, "s1_s11@1.2", "success", "--reason", "z", "--store", store)
+    assert again.exit_code == 0, again.output
+    assert state()[1:3] == (0, "success")  # the latest statuses, marks included, decide
+
+
+def test_a_mark_does_not_end_a_run_with_steps_not_started(folder):
+    store = folder / "demo.run.db"
+    stopped = invoke("run", folder / "demo.py", "--max-loops", "1", env={"FAIL_AT": "s1_s11/1.1"})
+    assert stopped.exit_code == 1, stopped.output
+    run_id = run_id_of(stopped)
+    invoke("mark", run_id, "s1_s11@1.1", "success", "--reason", "x", "--store", store)
+    assert invoke("status", run_id, "--store", store, "--watch").exit_code == 1  # s2 never ran
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2
