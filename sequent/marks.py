@@ -118,22 +118,15 @@ def result_after_mark(store: Any, run_id: str, key: NodeKey, status: StepStatus)
     known to the recorded structure with no status yet); else True. None when the run holds
     no such instance (nothing to judge). Reads only.
     """
-    structure = store.structure(run_id)
-    handled = handled_paths(structure)
+    handled = handled_paths(store.structure(run_id))
     latest = {
         (row["path"], row["sequence"]): row["status"]
-        for row in store.nodes(run_id)
+        for row in store.nodes(run_id, unrecorded=True)
         if row.get("kind") != "container"
     }
     if (key.path, key.sequence) not in latest:
         return None
     latest[(key.path, key.sequence)] = status.value
-    containers = {
-        step["path"] for step in structure.get("steps", ()) if step.get("kind") == "container"
-    }
-    for node in structure.get("nodes", ()):
-        if node["path"] not in containers:
-            latest.setdefault((node["path"], node["sequence"]), "not started")
     for (path, _), value in latest.items():
         if value == "failure" and path not in handled:
             return False

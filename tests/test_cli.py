@@ -234,6 +234,26 @@ def test_a_mark_does_not_end_a_run_with_steps_not_started(folder):
     assert invoke("status", run_id, "--store", store, "--watch").exit_code == 1  # s2 never ran
 
 
+def test_status_and_show_count_the_instances_not_started(folder):
+    stopped = invoke("run", folder / "demo.py", "--max-loops", "1")
+    assert stopped.exit_code == 1, stopped.output
+    run_id = run_id_of(stopped)
+    store = folder / "demo.run.db"
+    shown = invoke("status", run_id, "--store", store).stdout.splitlines()[1]
+    counts = re.fullmatch(r"Steps: (.*) \(of (\d+)\)", shown)
+    assert counts and counts.group(2) == str(len(ALL)), shown  # every leaf of the structure
+    assert sum(int(part.split()[0]) for part in counts.group(1).split(", ")) == len(ALL)
+    assert "not started" in counts.group(1)
+    table = invoke("show", run_id, "--store", store).stdout
+    for node in ALL:
+        assert node in table, (node, table)
+    assert "not started (waiting)" in table
+    nodes = json.loads(invoke("show", run_id, "--store", store, "--json").stdout)["nodes"]
+    leaves = [n for n in nodes if n["kind"] != "container"]
+    assert sorted(f"{n['path']}/{n['sequence']}" for n in leaves) == sorted(ALL)
+    assert {n["status"] for n in leaves} >= {"not started"}
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2

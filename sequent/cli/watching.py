@@ -16,7 +16,7 @@ import click
 from ..terminal import safe, safe_line
 from .common import UsageProblem, flow_option, locate, reading, store_option, the_run, usage, when
 
-_ORDER = ("active", "ready", "success", "failure", "skipped", "interrupted")
+_ORDER = ("active", "ready", "not started", "success", "failure", "skipped", "interrupted")
 
 
 def status_text(view: dict[str, Any]) -> str:
