@@ -254,6 +254,34 @@ def test_status_and_show_count_the_instances_not_started(folder):
     assert {n["status"] for n in leaves} >= {"not started"}
 
 
+def test_logs_refuses_links_missing_logs_and_containers_with_status_2(folder):
+    ran = invoke("run", folder / "demo.py")
+    run_id = run_id_of(ran)
+    store = folder / "demo.run.db"
+    run_log = folder / "logs" / "demo" / run_id / "run.log"
+    assert invoke("logs", run_id, "--store", store).exit_code == 0
+    victim = folder / "victim"
+    victim.write_text("not a log\n")
+    run_log.rename(folder / "kept.log")
+    run_log.symlink_to(victim)
+    linked = invoke("logs", run_id, "--store", store)
+    assert linked.exit_code == 2, linked.output
+    assert "symbolic link" in linked.stderr and str(run_log) in linked.stderr
+    assert "not a log" not in linked.stdout
+    run_log.unlink()
+    gone = invoke("logs", run_id, "--store", store)  # a finished run's log is always written
+    assert gone.exit_code == 2 and "no run log" in gone.stderr and "--logdir" in gone.stderr
+    (folder / "kept.log").rename(run_log)
+    elsewhere = invoke("logs", run_id, "--store", store, "--logdir", folder / "nowhere")
+    assert elsewhere.exit_code == 2, elsewhere.output
+    assert "no log folder" in elsewhere.stderr and "nowhere" in elsewhere.stderr
+    box = invoke("logs", run_id, "s1", "--store", store)
+    assert box.exit_code == 2, box.output
+    assert "container" in box.stderr and "s1_s11, s1_s12" in box.stderr
+    quiet = invoke("logs", run_id, "s2", "--store", store)  # a step that logged nothing
+    assert quiet.exit_code == 0 and "(no log at" in quiet.stderr
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2
