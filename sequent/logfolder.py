@@ -232,6 +232,20 @@ def open_log_root(
     return LogFolder(path, fd, modes)
 
 
+def check_log_root(logdir: str | os.PathLike[str], flow_name: str) -> None:
+    """Refuse now what ``open_log_root`` and ``LogFolder.folder`` would refuse; touch nothing.
+
+    ``logdir`` and the flow's folder in it, where they exist, must be folders of this user's
+    and not links, so a run can refuse its log folder before it creates its store. Raises
+    ``LogFolderError`` with the same words as the run would.
+    """
+    path = Path(os.path.abspath(os.fspath(logdir)))
+    for candidate in (path, path / safe_name(flow_name)):
+        if not os.path.lexists(candidate):
+            return
+        os.close(_open_folder(candidate, str(candidate), None))
+
+
 def _open_folder(path: Path, name: str, parent_fd: int | None) -> int:
     """A descriptor of the folder ``name`` (relative to ``parent_fd``), never through a link."""
     try:

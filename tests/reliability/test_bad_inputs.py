@@ -1101,6 +1101,11 @@ def _cli_store_with_a_run(folder: Path) -> None:
     (folder / "ran").unlink()
 
 
+def _linked_logdir(folder: Path) -> None:
+    (folder / "real").mkdir()
+    (folder / "linked").symlink_to(folder / "real", target_is_directory=True)
+
+
 COMMANDS = [
     BadCommand("unknown-command", ("frobnicate",), ("frobnicate",)),
     BadCommand("run-without-file", ("run",), ("FILE",)),
@@ -1187,6 +1192,12 @@ COMMANDS = [
         "report-missing-store",
         ("report", "feedbeef", "--store", "{tmp}/nope.run.db"),
         ("nope.run.db",),
+    ),
+    BadCommand(
+        "run-logdir-a-symlink",
+        ("run", "{tmp}/flow.py", "--logdir", "{tmp}/linked"),
+        ("linked", "symbolic link"),
+        prepare=_linked_logdir,
     ),
     BadCommand(
         "report-output-in-a-missing-folder",
