@@ -282,6 +282,20 @@ def test_logs_refuses_links_missing_logs_and_containers_with_status_2(folder):
     assert quiet.exit_code == 0 and "(no log at" in quiet.stderr
 
 
+def test_messages_name_where_the_bad_value_came_from(folder):
+    typo = invoke("runs", env={"SEQUENT_STORE": "typo.run.db"})
+    assert typo.exit_code == 2
+    assert "'typo.run.db'" in typo.stderr and "SEQUENT_STORE" in typo.stderr
+    assert invoke("run", folder / "demo.py").exit_code == 0
+    for command in ("recover", "plan", "graph"):
+        unknown = invoke(command, folder / "demo.py", "--run-id", "ffff")
+        assert unknown.exit_code == 2, (command, unknown.output)
+        assert "--run-id ffff:" in unknown.stderr, (command, unknown.stderr)
+    misplaced = invoke("run", folder / "demo.py", "--debug")
+    assert misplaced.exit_code == 2
+    assert "No such option" in misplaced.stderr and "`sequent --debug run ...`" in misplaced.stderr
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2

@@ -9,6 +9,7 @@ command) prints the full traceback of what went wrong as well.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from ..errors import FlowFileError, SequentError
-from ..references import find_store, resolve_run
+from ..references import STORE_VARIABLE, find_store, resolve_run
 from ..terminal import safe, safe_line
 
 if TYPE_CHECKING:
@@ -119,7 +120,14 @@ def locate(store: str | None, flow_file: str | None = None) -> tuple[str, str | 
         with load_flow(flow_file) as flow:
             flow_store, flow_name = flow.store_path, flow.name
     with usage():
-        return find_store(store, flow_store), flow_name
+        found = find_store(store, flow_store)
+    if not (store or flow_store) and found == os.environ.get(STORE_VARIABLE):
+        if not os.path.exists(found):
+            raise UsageProblem(
+                f"no store at {found!r}, the path the environment variable {STORE_VARIABLE} "
+                f"gives; correct or unset {STORE_VARIABLE}, or pass --store PATH"
+            )
+    return found, flow_name
 
 
 @contextlib.contextmanager

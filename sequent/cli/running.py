@@ -12,7 +12,7 @@ import click
 
 from ..flow import Sequent
 from ..status import RunMode
-from .common import UsageProblem, check_output, load_flow, usage, writing
+from .common import UsageProblem, check_output, cli_words, load_flow, usage, writing
 
 #: The executors ``--executor`` offers (the library also takes their aliases).
 EXECUTORS = ("serial", "thread", "process", "loky", "dask")
@@ -151,13 +151,17 @@ def _recovered_run(flow: Sequent, reference: str | None) -> str | None:
     """The full id ``--run-id`` names (an id, a prefix, ``latest``) in the flow's store."""
     if reference is None:
         return None
+    from ..errors import RunReferenceError
     from ..references import LATEST, resolve_run
     from ..store import read_store
 
     with usage(), read_store(flow.store_path, missing_ok=True) as store:
         if not store.exists:
             return reference  # the recover itself says there is nothing to recover
-        return resolve_run(store, reference, flow.name if reference == LATEST else None)
+        try:
+            return resolve_run(store, reference, flow.name if reference == LATEST else None)
+        except RunReferenceError as exc:
+            raise UsageProblem(f"--run-id {reference}: {cli_words(str(exc))}") from exc
 
 
 def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None:
