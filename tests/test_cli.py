@@ -296,6 +296,43 @@ def test_messages_name_where_the_bad_value_came_from(folder):
     assert "No such option" in misplaced.stderr and "`sequent --debug run ...`" in misplaced.stderr
 
 
+def test_plan_of_a_recover_says_a_live_orchestrator_would_refuse_it(folder):
+    import sqlite3
+    import time
+
+    from sequent.store.lease import HOST
+
+    failed = invoke("run", folder / "demo.py", env={"FAIL_AT": "s2/1"})
+    run_id = run_id_of(failed)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        conn = sqlite3.connect(folder / "demo.run.db")
+        with conn:  # as a live orchestrator of that run leaves the store while it runs
+            now = time.time()
+            conn.execute(
+                "INSERT INTO leases (run_id, attempt, host, pid, user, started, heartbeat) "
+                "VALUES (?, 1, ?, ?, 'someone', ?, ?)",
+                (run_id, HOST, holder.pid, now, now),
+            )
+            conn.execute("UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?", (run_id,))
+        conn.close()
+        planned = invoke("plan", folder / "demo.py", "--recover")
+        assert planned.exit_code == 0, planned.output
+        note = planned.stdout.strip().splitlines()[-1]
+        assert note.startswith("Note: a recover would be refused now: run "), note
+        assert f"pid {holder.pid} on host {HOST!r}" in note
+        as_json = json.loads(invoke("plan", folder / "demo.py", "--recover", "--json").stdout)
+        assert f"pid {holder.pid}" in as_json["refused"]
+        refused = invoke("recover", folder / "demo.py")
+        assert refused.exit_code == 2 and f"pid {holder.pid}" in refused.stderr  # as it says
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads(invoke("plan", folder / "demo.py", "--recover", "--json").stdout)[
+        "refused"
+    ] is None  # the holder is gone: a recover takes over
+
+
 def test_recover_errors_exit_2(folder):
     nothing = invoke("recover", folder / "demo.py")
     assert nothing.exit_code == 2

@@ -296,27 +296,39 @@ def plan(target: str, recovering: bool, run_id: str | None, **options: Any) -> N
         _overrides(flow, options["store"])
         recovering = recovering or run_id is not None
         with usage():
-            result = _dry_run(flow, recovering, _recovered_run(flow, run_id), options)
+            result, held = _dry_run(flow, recovering, _recovered_run(flow, run_id), options)
+    note = f"Note: a recover would be refused now: {held}" if held else None
     if options["as_json"]:
-        click.echo(json.dumps(_plan_json(result), indent=2))
+        click.echo(json.dumps({**_plan_json(result), "refused": note}, indent=2))
     else:
         click.echo(safe(result.text()))
+        if note:
+            click.echo(safe(note))
 
 
-def _dry_run(flow: Sequent, recovering: bool, run_id: str | None, options: Any) -> Any:
-    """``flow.plan()`` with the step choices of ``--only``/``--rerun``/``--downstream``."""
+def _dry_run(
+    flow: Sequent, recovering: bool, run_id: str | None, options: Any
+) -> tuple[Any, str | None]:
+    """``flow.plan()`` with the step choices of ``--only``/``--rerun``/``--downstream``.
+
+    Also, for a recover, why it would be refused now (a live orchestrator holds the run, as
+    ``sequent recover`` says), else None.
+    """
     from ..plan import dry_run, find_recovery, recorded_marks
     from ..selection import parse_steps, select
+    from ..store.lease import busy_message
 
     plan = flow.compile()
     only, rerun = parse_steps(options["only"]), parse_steps(options["rerun"])
     if not recovering:
-        return dry_run(plan, flow.name, selection=select(plan, only))
+        return dry_run(plan, flow.name, selection=select(plan, only)), None
     with flow._reading() as store:
         found = find_recovery(store, flow.name, run_id or flow.recovery_run)
         marks = recorded_marks(store, found.run_id)
+        lease = store.lease(found.run_id) if hasattr(store, "lease") else None
+        held = busy_message(lease, store.path) if lease and lease.get("alive") else None
     selection = select(plan, only, rerun, options["downstream"], found.previous, found.run_id)
-    return dry_run(plan, flow.name, found, selection, marks)
+    return dry_run(plan, flow.name, found, selection, marks), held
 
 
 def _plan_json(result: Any) -> dict[str, Any]:
