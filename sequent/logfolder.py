@@ -133,13 +133,13 @@ class LogFolder:
             fd = os.open(name, _APPEND | _NOFOLLOW, self.file_mode, dir_fd=self.fd)
         except OSError as exc:
             if os.path.islink(path):
-                raise _refused(path, "is a symbolic link", "remove the link") from exc
-            raise _cannot(path, "open", exc) from exc
+                raise _refused(path, "is a symbolic link", "remove the link", FILE) from exc
+            raise _cannot(path, "open", exc, FILE) from exc
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise _refused(path, "is not a regular file", "move it aside")
-            _check_owner(path, info)
+                raise _refused(path, "is not a regular file", "move it aside", FILE)
+            _check_owner(path, info, FILE)
             if stat.S_IMODE(info.st_mode) & ~self.file_mode:
                 os.chmod(fd, self.file_mode)
         except BaseException:
@@ -232,6 +232,20 @@ def open_log_root(
     return LogFolder(path, fd, modes)
 
 
+def check_log_root(logdir: str | os.PathLike[str], flow_name: str) -> None:
+    """Refuse now what ``open_log_root`` and ``LogFolder.folder`` would refuse; touch nothing.
+
+    ``logdir`` and the flow's folder in it, where they exist, must be folders of this user's
+    and not links, so a run can refuse its log folder before it creates its store. Raises
+    ``LogFolderError`` with the same words as the run would.
+    """
+    path = Path(os.path.abspath(os.fspath(logdir)))
+    for candidate in (path, path / safe_name(flow_name)):
+        if not os.path.lexists(candidate):
+            return
+        os.close(_open_folder(candidate, str(candidate), None))
+
+
 def _open_folder(path: Path, name: str, parent_fd: int | None) -> int:
     """A descriptor of the folder ``name`` (relative to ``parent_fd``), never through a link."""
     try:
@@ -254,25 +268,30 @@ def _open_folder(path: Path, name: str, parent_fd: int | None) -> int:
     return fd
 
 
-def _check_owner(path: Path, info: os.stat_result) -> None:
+#: What ``_refused`` and ``_cannot`` call the path: a folder of logs, or one log file in it.
+FOLDER, FILE = "log folder", "log file"
+
+
+def _check_owner(path: Path, info: os.stat_result, kind: str = FOLDER) -> None:
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise _refused(
             path,
             f"belongs to another user ({_user_name(info.st_uid)}, not {_user_name(os.geteuid())})",
             "set logdir to a folder of your own (config['logdir'] or --logdir)",
+            kind,
         )
 
 
-def _refused(path: Path, what: str, fix: str) -> LogFolderError:
+def _refused(path: Path, what: str, fix: str, kind: str = FOLDER) -> LogFolderError:
     return LogFolderError(
-        f"the log folder {str(path)!r} {what}; it was refused and nothing was written. To fix "
+        f"the {kind} {str(path)!r} {what}; it was refused and nothing was written. To fix "
         f"it, {fix}"
     )
 
 
-def _cannot(path: Path, verb: str, exc: OSError) -> LogFolderError:
+def _cannot(path: Path, verb: str, exc: OSError, kind: str = FOLDER) -> LogFolderError:
     return LogFolderError(
-        f"cannot {verb} the log folder {str(path)!r} ({exc.strerror or exc}); nothing was "
+        f"cannot {verb} the {kind} {str(path)!r} ({exc.strerror or exc}); nothing was "
         f"written. Check its permissions, or set logdir (config['logdir'] or --logdir) to a "
         f"folder you can write"
     )

@@ -289,8 +289,12 @@ class LogWriter(logging.Handler):
         if where in self._lost:
             return
         self._lost.add(where)
+        what = "the run log" if where is None else f"the log of step {where[0]}/{where[1]}"
+        if where is not None and None not in self._lost:  # the record shows it too
+            now, message = time.time(), f"Could not write {what}: {exc}"
+            line = self.seed.line(now, now % 1 * 1000, "WARNING", message, None, None)
+            self._write_run(line + "\n")
         if logging.raiseExceptions:
-            what = "the run log" if where is None else f"the log of step {where[0]}/{where[1]}"
             sys.stderr.write(f"sequent: could not write {what}: {exc}\n")
 
 

@@ -2,9 +2,10 @@
 
 Mutates the store: ``record_mark`` appends one attempt (mode ``mark``, started and ended at
 once) holding one event, the step instance's new status with ``events.marked_by`` (the user)
-and ``events.reason``. A later recover reads statuses attempt by attempt, so it starts from the
-mark: a step marked ``success`` is skipped, one marked ``failure`` runs again. Nothing earlier
-is changed or removed.
+and ``events.reason``, and sets the run's result to what the latest statuses, the mark
+included, say (``result_after_mark``), so ``sequent status`` and ``runs`` follow the mark.
+A later recover reads statuses attempt by attempt, so it starts from the mark: a step marked
+``success`` is skipped, one marked ``failure`` runs again. Nothing earlier is changed or removed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from .compiler import NodeKey
+from .compiler import NodeKey, requirements
 from .errors import SelectionError
 from .status import StepStatus
 
@@ -68,18 +70,22 @@ def record_mark(
         )
     who = user or _user()
     now = time.time()
+    after = result_after_mark(store, run_id, key, status)
 
     def write(conn: sqlite3.Connection) -> int:
         last = conn.execute(
             "SELECT MAX(attempt) FROM attempts WHERE run_id = ?", (run_id,)
         ).fetchone()[0]
         attempt = 0 if last is None else last + 1
-        result = conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        before = conn.execute("SELECT result FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        # an unfinished (abandoned) run stays unfinished: a mark does not end it
+        result = None if before[0] is None or after is None else int(after)
         conn.execute(
             "INSERT INTO attempts (run_id, attempt, mode, started, ended, result, executor, "
             "host, pid) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
-            (run_id, attempt, MARK_MODE, now, now, result[0], socket.gethostname(), os.getpid()),
+            (run_id, attempt, MARK_MODE, now, now, result, socket.gethostname(), os.getpid()),
         )
+        conn.execute("UPDATE runs SET result = ? WHERE run_id = ?", (result, run_id))
         conn.execute(
             "INSERT INTO events (run_id, attempt, seq, path, sequence, kind, status, time, "
             "retry, replayed, started, ended, marked_by, reason) "
@@ -89,6 +95,44 @@ def record_mark(
         return int(attempt)
 
     return int(store._write(write))
+
+
+def handled_paths(structure: Mapping[str, Any]) -> frozenset[str]:
+    """Paths of the steps whose failure some sibling waits for (``failure`` or ``complete``).
+
+    ``structure`` is a recorded structure (``Store.structure``).
+    """
+    found: set[str] = set()
+    for step in structure.get("steps", ()):
+        for path, status, _ in requirements.data_edges(step.get("requires")):
+            if status in ("failure", "complete"):
+                found.add(path)
+    return frozenset(found)
+
+
+def result_after_mark(store: Any, run_id: str, key: NodeKey, status: StepStatus) -> bool | None:
+    """The run's result once ``key`` is marked ``status``: what its latest statuses say.
+
+    False when a step instance that runs code is, mark included, an unhandled failure (no
+    sibling requires its failure or completion), interrupted, or unfinished (ready, active, or
+    known to the recorded structure with no status yet); else True. None when the run holds
+    no such instance (nothing to judge). Reads only.
+    """
+    handled = handled_paths(store.structure(run_id))
+    latest = {
+        (row["path"], row["sequence"]): row["status"]
+        for row in store.nodes(run_id, unrecorded=True)
+        if row.get("kind") != "container"
+    }
+    if (key.path, key.sequence) not in latest:
+        return None
+    latest[(key.path, key.sequence)] = status.value
+    for (path, _), value in latest.items():
+        if value == "failure" and path not in handled:
+            return False
+        if value not in ("success", "failure", "skipped"):
+            return False
+    return True
 
 
 def latest_marks(store: Any, run_id: str) -> dict[NodeKey, dict[str, Any]]:
@@ -135,7 +179,9 @@ __all__ = [
     "MARK_MODE",
     "check_markable",
     "describe_mark",
+    "handled_paths",
     "latest_marks",
     "parse_node",
     "record_mark",
+    "result_after_mark",
 ]

@@ -36,12 +36,13 @@ def run_state(store: Any, run_id: str) -> str:
 def snapshot(store: Any, run_id: str) -> dict[str, Any]:
     """Run ``run_id`` as ``sequent status`` shows it: state, rows, counts, what runs now.
 
-    ``counts`` counts step instances that run code (leaves) by their latest status;
-    ``running`` lists those active now (or, in an abandoned run, when it died), oldest first.
+    ``counts`` counts step instances that run code (leaves) by their latest status, those
+    the recorded structure knows with no event yet as ``not started``; ``running`` lists those
+    active now (or, in an abandoned run, when it died), oldest first.
     """
     run = store.run(run_id)
     attempts = store.attempts(run_id)
-    nodes = [row for row in store.nodes(run_id) if row.get("kind") != "container"]
+    nodes = [row for row in store.nodes(run_id, unrecorded=True) if row.get("kind") != "container"]
     counts = Counter(row["status"] for row in nodes)
     running = sorted(
         (row for row in nodes if row["status"] == "active"), key=lambda r: r.get("started") or 0

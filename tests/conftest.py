@@ -62,6 +62,19 @@ def journal() -> Journal:
     return Journal()
 
 
+@pytest.fixture
+def empty_cwd(tmp_path_factory, monkeypatch) -> object:
+    """An empty current folder, and no ``SEQUENT_STORE``: store discovery finds nothing.
+
+    A command run without ``--store`` must not find a store lying in the checkout (after
+    ``python examples/pitch.py``, ``examples/pitch.run.db`` is one folder below its root).
+    """
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("SEQUENT_STORE", raising=False)
+    return folder
+
+
 def backend_available(name: str) -> str | None:
     """None when the backend can run here, else the reason it cannot."""
     module = _MODULES.get(name)

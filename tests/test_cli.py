@@ -58,7 +58,7 @@ ALL = ["s1_s11/1.1", "s1_s12/1.1", "s1_s11/1.2", "s1_s12/1.2", "s2/1"]
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, empty_cwd):
     (tmp_path / "demo.py").write_text(FLOW, encoding="utf-8")
     return tmp_path
 
@@ -142,6 +142,195 @@ def test_max_loops_stops_early_and_leaves_the_run_recoverable(folder):
     recovered = invoke("recover", folder / "demo.py")
     assert recovered.exit_code == 0, recovered.output
     assert sorted(ran + calls(folder)) == sorted(ALL)
+
+
+INTERRUPTING = """
+import os
+import signal
+from pathlib import Path
+
+import sequent as seq
+
+HERE = Path(__file__).parent
+
+
+def stop_once():
+    if not (HERE / "stopped").exists():
+        (HERE / "stopped").write_text("")
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step runs
+
+
+def build_flow(label="x"):
+    flow = seq.Sequent(name="intr", executor="serial")
+    first = flow.add_step("first", func=stop_once)
+    flow.add_step("then", func=lambda: None, requires=((first, seq.StepStatus.success),))
+    return flow
+"""
+
+
+def test_interrupted_run_prints_its_line_and_the_recover_that_continues_it(folder):
+    import shlex
+
+    write(folder, "intr.py", INTERRUPTING)
+    invoke("run", folder / "intr.py", "--store", folder / "other.run.db")  # another run...
+    (folder / "stopped").unlink()
+    store, logs = folder / "mine.run.db", folder / "my logs"
+    stopped = invoke(
+        "run", folder / "intr.py", "-p", "label=a b", "--store", store, "--logdir", logs,
+        "--config", "stop_on_exception=false", "-j", "3",
+    )  # fmt: skip
+    assert stopped.exit_code == 130, stopped.output
+    run_id = run_id_of(stopped)
+    assert stopped.stdout == f"ran run {run_id} of flow 'intr': interrupted\n"  # as docs/cli.md
+    hint = stopped.stderr.strip().splitlines()[-1]
+    command = re.search(r"continue it with `(.+)`$", hint).group(1)
+    words = shlex.split(command)
+    assert words[:5] == ["sequent", "recover", str(folder / "intr.py"), "--run-id", run_id]
+    assert shlex.join(["-p", "label=a b"]) in command and f"--store {store}" in command
+    assert "--config stop_on_exception=false" in command and "-j 3" in command
+    assert shlex.join(["--logdir", str(logs)]) in command
+    continued = invoke(*words[1:])
+    assert continued.exit_code == 0, continued.output
+    assert continued.stdout == f"recovered run {run_id} of flow 'intr': success\n"
+    run_log = (logs / "intr" / run_id / "run.log").read_text()  # the same --logdir
+    assert f"Run {run_id} of flow 'intr' (recover, attempt 1)" in run_log
+
+
+def test_a_mark_changes_the_state_status_watch_and_runs_show(folder):
+    store = folder / "demo.run.db"
+    failed = invoke("run", folder / "demo.py", env={"FAIL_AT": "s2/1"})
+    assert failed.exit_code == 1, failed.output
+    run_id = run_id_of(failed)
+
+    def state():
+        shown = invoke("status", run_id, "--store", store)
+        watched = invoke("status", run_id, "--store", store, "--watch")
+        listed = json.loads(invoke("runs", "--store", store, "--json").stdout)
+        head = invoke("show", run_id, "--store", store).stdout.splitlines()[0]
+        return shown.stdout.splitlines()[0], watched.exit_code, listed[0]["state"], head
+
+    marked = invoke("mark", run_id, "s2@1", "success", "--reason", "x", "--store", store)
+    assert marked.exit_code == 0, marked.output
+    status_line, watch_exit, listed, head = state()
+    assert f"Run {run_id} of flow 'demo': success;" in status_line
+    assert (watch_exit, listed) == (0, "success")
+    assert head.startswith(f"Run {run_id} of flow 'demo': success,")
+    marked = invoke("mark", run_id, "s1_s11@1.2", "failure", "--reason", "y", "--store", store)
+    assert marked.exit_code == 0, marked.output
+    status_line, watch_exit, listed, head = state()
+    assert f"Run {run_id} of flow 'demo': failure;" in status_line
+    assert (watch_exit, listed) == (1, "failure")
+    again = invoke("mark", run_id, "s1_s11@1.2", "success", "--reason", "z", "--store", store)
+    assert again.exit_code == 0, again.output
+    assert state()[1:3] == (0, "success")  # the latest statuses, marks included, decide
+
+
+def test_a_mark_does_not_end_a_run_with_steps_not_started(folder):
+    store = folder / "demo.run.db"
+    stopped = invoke("run", folder / "demo.py", "--max-loops", "1", env={"FAIL_AT": "s1_s11/1.1"})
+    assert stopped.exit_code == 1, stopped.output
+    run_id = run_id_of(stopped)
+    invoke("mark", run_id, "s1_s11@1.1", "success", "--reason", "x", "--store", store)
+    assert invoke("status", run_id, "--store", store, "--watch").exit_code == 1  # s2 never ran
+
+
+def test_status_and_show_count_the_instances_not_started(folder):
+    stopped = invoke("run", folder / "demo.py", "--max-loops", "1")
+    assert stopped.exit_code == 1, stopped.output
+    run_id = run_id_of(stopped)
+    store = folder / "demo.run.db"
+    shown = invoke("status", run_id, "--store", store).stdout.splitlines()[1]
+    counts = re.fullmatch(r"Steps: (.*) \(of (\d+)\)", shown)
+    assert counts and counts.group(2) == str(len(ALL)), shown  # every leaf of the structure
+    assert sum(int(part.split()[0]) for part in counts.group(1).split(", ")) == len(ALL)
+    assert "not started" in counts.group(1)
+    table = invoke("show", run_id, "--store", store).stdout
+    for node in ALL:
+        assert node in table, (node, table)
+    assert "not started (waiting)" in table
+    nodes = json.loads(invoke("show", run_id, "--store", store, "--json").stdout)["nodes"]
+    leaves = [n for n in nodes if n["kind"] != "container"]
+    assert sorted(f"{n['path']}/{n['sequence']}" for n in leaves) == sorted(ALL)
+    assert {n["status"] for n in leaves} >= {"not started"}
+
+
+def test_logs_refuses_links_missing_logs_and_containers_with_status_2(folder):
+    ran = invoke("run", folder / "demo.py")
+    run_id = run_id_of(ran)
+    store = folder / "demo.run.db"
+    run_log = folder / "logs" / "demo" / run_id / "run.log"
+    assert invoke("logs", run_id, "--store", store).exit_code == 0
+    victim = folder / "victim"
+    victim.write_text("not a log\n")
+    run_log.rename(folder / "kept.log")
+    run_log.symlink_to(victim)
+    linked = invoke("logs", run_id, "--store", store)
+    assert linked.exit_code == 2, linked.output
+    assert "symbolic link" in linked.stderr and str(run_log) in linked.stderr
+    assert "not a log" not in linked.stdout
+    run_log.unlink()
+    gone = invoke("logs", run_id, "--store", store)  # a finished run's log is always written
+    assert gone.exit_code == 2 and "no run log" in gone.stderr and "--logdir" in gone.stderr
+    (folder / "kept.log").rename(run_log)
+    elsewhere = invoke("logs", run_id, "--store", store, "--logdir", folder / "nowhere")
+    assert elsewhere.exit_code == 2, elsewhere.output
+    assert "no log folder" in elsewhere.stderr and "nowhere" in elsewhere.stderr
+    box = invoke("logs", run_id, "s1", "--store", store)
+    assert box.exit_code == 2, box.output
+    assert "container" in box.stderr and "s1_s11, s1_s12" in box.stderr
+    quiet = invoke("logs", run_id, "s2", "--store", store)  # a step that logged nothing
+    assert quiet.exit_code == 0 and "(no log at" in quiet.stderr
+
+
+def test_messages_name_where_the_bad_value_came_from(folder):
+    typo = invoke("runs", env={"SEQUENT_STORE": "typo.run.db"})
+    assert typo.exit_code == 2
+    assert "'typo.run.db'" in typo.stderr and "SEQUENT_STORE" in typo.stderr
+    assert invoke("run", folder / "demo.py").exit_code == 0
+    for command in ("recover", "plan", "graph"):
+        unknown = invoke(command, folder / "demo.py", "--run-id", "ffff")
+        assert unknown.exit_code == 2, (command, unknown.output)
+        assert "--run-id ffff:" in unknown.stderr, (command, unknown.stderr)
+    misplaced = invoke("run", folder / "demo.py", "--debug")
+    assert misplaced.exit_code == 2
+    assert "No such option" in misplaced.stderr and "`sequent --debug run ...`" in misplaced.stderr
+
+
+def test_plan_of_a_recover_says_a_live_orchestrator_would_refuse_it(folder):
+    import sqlite3
+    import time
+
+    from sequent.store.lease import HOST
+
+    failed = invoke("run", folder / "demo.py", env={"FAIL_AT": "s2/1"})
+    run_id = run_id_of(failed)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        conn = sqlite3.connect(folder / "demo.run.db")
+        with conn:  # as a live orchestrator of that run leaves the store while it runs
+            now = time.time()
+            conn.execute(
+                "INSERT INTO leases (run_id, attempt, host, pid, user, started, heartbeat) "
+                "VALUES (?, 1, ?, ?, 'someone', ?, ?)",
+                (run_id, HOST, holder.pid, now, now),
+            )
+            conn.execute("UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?", (run_id,))
+        conn.close()
+        planned = invoke("plan", folder / "demo.py", "--recover")
+        assert planned.exit_code == 0, planned.output
+        note = planned.stdout.strip().splitlines()[-1]
+        assert note.startswith("Note: a recover would be refused now: run "), note
+        assert f"pid {holder.pid} on host {HOST!r}" in note
+        as_json = json.loads(invoke("plan", folder / "demo.py", "--recover", "--json").stdout)
+        assert f"pid {holder.pid}" in as_json["refused"]
+        refused = invoke("recover", folder / "demo.py")
+        assert refused.exit_code == 2 and f"pid {holder.pid}" in refused.stderr  # as it says
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads(invoke("plan", folder / "demo.py", "--recover", "--json").stdout)[
+        "refused"
+    ] is None  # the holder is gone: a recover takes over
 
 
 def test_recover_errors_exit_2(folder):

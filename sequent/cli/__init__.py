@@ -32,6 +32,14 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            if exc.option_name == "--debug":  # an option of the group, not of the command
+                command = exc.ctx.info_name if exc.ctx is not None else "COMMAND"
+                exc.message += (
+                    f" --debug is an option of sequent itself and goes before the command: "
+                    f"`sequent --debug {command} ...`"
+                )
+            raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None

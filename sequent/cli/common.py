@@ -9,6 +9,7 @@ command) prints the full traceback of what went wrong as well.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from ..errors import FlowFileError, SequentError
-from ..references import find_store, resolve_run
+from ..references import STORE_VARIABLE, find_store, resolve_run
 from ..terminal import safe, safe_line
 
 if TYPE_CHECKING:
@@ -119,7 +120,14 @@ def locate(store: str | None, flow_file: str | None = None) -> tuple[str, str | 
         with load_flow(flow_file) as flow:
             flow_store, flow_name = flow.store_path, flow.name
     with usage():
-        return find_store(store, flow_store), flow_name
+        found = find_store(store, flow_store)
+    if not (store or flow_store) and found == os.environ.get(STORE_VARIABLE):
+        if not os.path.exists(found):
+            raise UsageProblem(
+                f"no store at {found!r}, the path the environment variable {STORE_VARIABLE} "
+                f"gives; correct or unset {STORE_VARIABLE}, or pass --store PATH"
+            )
+    return found, flow_name
 
 
 @contextlib.contextmanager
@@ -135,6 +143,44 @@ def the_run(opened: Any, reference: str, flow_name: str | None) -> str:
     """The full id of run ``reference`` (id, prefix, ``latest``) in the open store."""
     with usage():
         return resolve_run(opened, reference, flow_name)
+
+
+def check_output(path: str, option: str = "-o") -> None:
+    """Refuse (``UsageProblem``) an output file that cannot be written, before any work.
+
+    Its folder must exist and be writable, and the path must not be a folder itself.
+    """
+    import os
+    import shlex
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageProblem(
+            f"{option} {path!r} is a folder; name a file in it, e.g. {option} "
+            f"{os.path.join(path, 'out')!r}"
+        )
+    if not os.path.isdir(folder):
+        raise UsageProblem(
+            f"{option} {path!r}: the folder {folder!r} does not exist; create it first "
+            f"(mkdir -p {shlex.quote(folder)}) or name a file in an existing folder"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(
+            f"{option} {path!r}: the folder {folder!r} is not writable; name a file in a "
+            f"folder you can write to"
+        )
+
+
+@contextlib.contextmanager
+def writing(path: str, option: str = "-o") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into ``UsageProblem`` naming it (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageProblem(
+            f"{option} {path!r} could not be written: {exc.strerror or exc}; name a file in a "
+            f"folder you can write to"
+        ) from exc
 
 
 def table(headers: list[str], rows: list[list[str]], title: str | None = None) -> None:
@@ -177,6 +223,7 @@ def result_word(value: Any) -> str:
 __all__ = [
     "DEBUG",
     "UsageProblem",
+    "check_output",
     "cli_words",
     "flow_option",
     "load_flow",
@@ -188,4 +235,5 @@ __all__ = [
     "the_run",
     "usage",
     "when",
+    "writing",
 ]

@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from ..store.reading import NOT_STARTED
 from ..terminal import safe, safe_line
 from .common import (
+    check_output,
     flow_option,
     locate,
     reading,
@@ -21,6 +23,7 @@ from .common import (
     the_run,
     usage,
     when,
+    writing,
 )
 
 
@@ -82,9 +85,20 @@ def _attempts_text(results: list[str], shown: int = 4) -> str:
     return f"{len(results)} ({more}{', '.join(tail)})"
 
 
+def _with_unstarted(
+    marked: list[tuple[dict[str, Any], Any]], everything: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], Any]]:
+    """``marked`` (row, mark) in the order of ``everything``, which adds the instances not
+    started yet (their mark None)."""
+    found = {(pair[0]["path"], pair[0]["sequence"]): pair for pair in marked}
+    return [found.get((row["path"], row["sequence"]), (row, None)) for row in everything]
+
+
 def _status_text(node: dict[str, Any], mark: Any) -> str:
     from ..report.marks import Mark, describe
 
+    if mark is None:
+        return f"\u2026 {NOT_STARTED} (waiting)"
     text = describe(mark, node)
     if node.get("replayed") and node["status"] != "success" and mark is not Mark.marked:
         text += " (kept: --only left it out)"
@@ -106,13 +120,15 @@ def show(reference: str, store: str | None, flow_name: str | None, as_json: bool
         run_id = the_run(opened, reference, flow_name or file_flow)
         run_row = opened.run(run_id)
         attempts = opened.attempts(run_id)
-        marked = marked_nodes(opened, run_id)
+        marked = _with_unstarted(
+            marked_nodes(opened, run_id), opened.nodes(run_id, unrecorded=True)
+        )
         state = run_state(opened, run_id)
         workers = opened.workers(run_id) if hasattr(opened, "workers") else {}
     for node, _ in marked:
         node["worker"] = workers.get((node["attempt"], node["path"], node["sequence"]))
     if as_json:
-        nodes = [{**node, "mark": mark.value} for node, mark in marked]
+        nodes = [{**node, "mark": mark.value if mark else NOT_STARTED} for node, mark in marked]
         body = {"run": run_row, "state": state, "attempts": attempts, "nodes": nodes}
         click.echo(json.dumps(body, indent=2, default=str))
         return
@@ -139,7 +155,7 @@ def show(reference: str, store: str | None, flow_name: str | None, as_json: bool
             [
                 f"{node['path']}/{node['sequence']}",
                 _status_text(node, mark),
-                str(node["attempt"]),
+                "" if node["attempt"] is None else str(node["attempt"]),
                 when(node.get("started")),
                 when(node.get("ended")),
                 f"{duration:.3f}" if duration is not None else "",
@@ -166,8 +182,12 @@ def report(reference: str, store: str | None, flow_name: str | None, output: str
     """Write an HTML report of RUN (an id, a prefix, latest): timeline, graph, steps."""
     from ..report import write_report
 
+    if output:
+        check_output(output)
     path, _ = locate(store)
     with reading(path) as opened, usage():
         run_id = the_run(opened, reference, flow_name)
-        written = write_report(opened, run_id, output or f"report-{run_id}.html")
+        target = output or f"report-{run_id}.html"
+        with writing(target):
+            written = write_report(opened, run_id, target)
     click.echo(safe(f"wrote {written}"))

@@ -12,7 +12,7 @@ import click
 
 from ..flow import Sequent
 from ..status import RunMode
-from .common import UsageProblem, load_flow, usage
+from .common import UsageProblem, check_output, cli_words, load_flow, usage, writing
 
 #: The executors ``--executor`` offers (the library also takes their aliases).
 EXECUTORS = ("serial", "thread", "process", "loky", "dask")
@@ -151,13 +151,17 @@ def _recovered_run(flow: Sequent, reference: str | None) -> str | None:
     """The full id ``--run-id`` names (an id, a prefix, ``latest``) in the flow's store."""
     if reference is None:
         return None
+    from ..errors import RunReferenceError
     from ..references import LATEST, resolve_run
     from ..store import read_store
 
     with usage(), read_store(flow.store_path, missing_ok=True) as store:
         if not store.exists:
             return reference  # the recover itself says there is nothing to recover
-        return resolve_run(store, reference, flow.name if reference == LATEST else None)
+        try:
+            return resolve_run(store, reference, flow.name if reference == LATEST else None)
+        except RunReferenceError as exc:
+            raise UsageProblem(f"--run-id {reference}: {cli_words(str(exc))}") from exc
 
 
 def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None:
@@ -165,6 +169,7 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
     from ..runner import FlowOptions
     from ..selection import parse_steps
 
+    given = dict(options)  # as typed: the hint after an interruption repeats them
     params = _parameters(options.pop("params"), options.pop("params_file"))
     with usage():
         config = config_overrides(options.pop("config"), options.pop("max_concurrent"))
@@ -173,6 +178,7 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
     if downstream and not rerun:
         raise UsageProblem("--downstream reruns what follows the --rerun steps; add --rerun STEP")
     progress = options.pop("progress")
+    verb = "recovered" if mode is RunMode.recover else "ran"
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"], options["executor"], options["logdir"], config)
         _dask_cluster(flow, options["executor"], options["address"], options["scheduler_file"])
@@ -196,17 +202,53 @@ def _run(target: str, mode: RunMode, run_id: str | None, **options: Any) -> None
             finally:
                 flow.close()
         except KeyboardInterrupt:
+            click.echo(f"{verb} run {flow.run_id} of flow {flow.name!r}: interrupted")
             click.echo(
                 f"interrupted run {flow.run_id} of flow {flow.name!r}; continue it with "
-                f"`sequent recover {target}`",
+                f"`{recover_command(target, flow.run_id, given)}`",
                 err=True,
             )
             sys.exit(130)
-        verb = "recovered" if mode is RunMode.recover else "ran"
         click.echo(
             f"{verb} run {flow.run_id} of flow {flow.name!r}: {'success' if ok else 'failure'}"
         )
     sys.exit(0 if ok else 1)
+
+
+#: The options of ``run``/``recover`` that say which flow, store, logs and settings a run has:
+#: a recover of it needs the same ones. (option name as typed, key in ``options``)
+_SAME_RUN_OPTIONS = (
+    ("-p", "params"),
+    ("--params-file", "params_file"),
+    ("--store", "store"),
+    ("--logdir", "logdir"),
+    ("--config", "config"),
+    ("-j", "max_concurrent"),
+    ("--executor", "executor"),
+    ("--address", "address"),
+    ("--scheduler-file", "scheduler_file"),
+    ("--only", "only"),
+)
+
+
+def recover_command(target: str, run_id: str | None, options: dict[str, Any]) -> str:
+    """The ``sequent recover`` command line that continues run ``run_id`` exactly.
+
+    It names the run (``--run-id``) and repeats the options given to ``run``/``recover`` that
+    locate the flow, its store and logs, and its settings; quoted for a POSIX shell.
+    """
+    import shlex
+
+    words = ["sequent", "recover", target]
+    if run_id:
+        words += ["--run-id", run_id]
+    for option, key in _SAME_RUN_OPTIONS:
+        value = options.get(key)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for one in values:
+            if one is not None and one != "":
+                words += [option, str(one)]
+    return shlex.join(words)
 
 
 @click.command()
@@ -254,27 +296,39 @@ def plan(target: str, recovering: bool, run_id: str | None, **options: Any) -> N
         _overrides(flow, options["store"])
         recovering = recovering or run_id is not None
         with usage():
-            result = _dry_run(flow, recovering, _recovered_run(flow, run_id), options)
+            result, held = _dry_run(flow, recovering, _recovered_run(flow, run_id), options)
+    note = f"Note: a recover would be refused now: {held}" if held else None
     if options["as_json"]:
-        click.echo(json.dumps(_plan_json(result), indent=2))
+        click.echo(json.dumps({**_plan_json(result), "refused": note}, indent=2))
     else:
         click.echo(safe(result.text()))
+        if note:
+            click.echo(safe(note))
 
 
-def _dry_run(flow: Sequent, recovering: bool, run_id: str | None, options: Any) -> Any:
-    """``flow.plan()`` with the step choices of ``--only``/``--rerun``/``--downstream``."""
+def _dry_run(
+    flow: Sequent, recovering: bool, run_id: str | None, options: Any
+) -> tuple[Any, str | None]:
+    """``flow.plan()`` with the step choices of ``--only``/``--rerun``/``--downstream``.
+
+    Also, for a recover, why it would be refused now (a live orchestrator holds the run, as
+    ``sequent recover`` says), else None.
+    """
     from ..plan import dry_run, find_recovery, recorded_marks
     from ..selection import parse_steps, select
+    from ..store.lease import busy_message
 
     plan = flow.compile()
     only, rerun = parse_steps(options["only"]), parse_steps(options["rerun"])
     if not recovering:
-        return dry_run(plan, flow.name, selection=select(plan, only))
+        return dry_run(plan, flow.name, selection=select(plan, only)), None
     with flow._reading() as store:
         found = find_recovery(store, flow.name, run_id or flow.recovery_run)
         marks = recorded_marks(store, found.run_id)
+        lease = store.lease(found.run_id) if hasattr(store, "lease") else None
+        held = busy_message(lease, store.path) if lease and lease.get("alive") else None
     selection = select(plan, only, rerun, options["downstream"], found.previous, found.run_id)
-    return dry_run(plan, flow.name, found, selection, marks)
+    return dry_run(plan, flow.name, found, selection, marks), held
 
 
 def _plan_json(result: Any) -> dict[str, Any]:
@@ -316,6 +370,8 @@ def _plan_json(result: Any) -> dict[str, Any]:
 def graph(target: str, expanded: bool, run_id: str | None, **options: Any) -> None:
     """Draw the flow in FILE: DOT text, or SVG/PNG through Graphviz."""
     params = _parameters(options["params"], options["params_file"])
+    if options["output"]:
+        check_output(options["output"])
     with load_flow(target, params) as flow:
         _overrides(flow, options["store"])
         with usage():
@@ -323,7 +379,8 @@ def graph(target: str, expanded: bool, run_id: str | None, **options: Any) -> No
     fmt = options["fmt"]
     data = text.encode("utf-8") if fmt == "dot" else render_dot(text, fmt)
     if options["output"]:
-        Path(options["output"]).write_bytes(data)
+        with writing(options["output"]):
+            Path(options["output"]).write_bytes(data)
     else:
         stream = click.get_binary_stream("stdout")
         stream.write(data)

@@ -16,7 +16,7 @@ import click
 from ..terminal import safe, safe_line
 from .common import UsageProblem, flow_option, locate, reading, store_option, the_run, usage, when
 
-_ORDER = ("active", "ready", "success", "failure", "skipped", "interrupted")
+_ORDER = ("active", "ready", "not started", "success", "failure", "skipped", "interrupted")
 
 
 def status_text(view: dict[str, Any]) -> str:
@@ -140,6 +140,7 @@ def _log_nodes(
         wanted = [(key.path, key.sequence)]
     else:
         wanted = [node for node in nodes if node[0] == step]
+    _refuse_containers(opened, run_id, {path for path, _ in wanted})
     if not wanted or not set(wanted) <= set(nodes):
         known = sorted({path for path, _ in nodes})
         raise UsageProblem(
@@ -149,6 +150,40 @@ def _log_nodes(
             )
         )
     return wanted
+
+
+def _refuse_containers(opened: Any, run_id: str, paths: set[str]) -> None:
+    """``UsageProblem`` when one of ``paths`` is a container: it has no log, its steps do."""
+    steps = opened.structure(run_id)["steps"]
+    for step in steps:
+        if step["path"] in paths and step.get("kind") == "container":
+            inside = [other["path"] for other in steps if other.get("parent") == step["path"]]
+            raise UsageProblem(
+                safe(
+                    f"{step['path']!r} is a container: containers have no step log, their "
+                    f"steps have; name one of its steps: {', '.join(inside) or '(none)'} "
+                    f"(`sequent logs {run_id} {inside[0] if inside else 'STEP'}`)"
+                )
+            )
+
+
+def _check_found(files: list[Path], folders: list[Path], step: str | None, run_id: str) -> None:
+    """``UsageProblem`` when a run that is not running has no log where it should be.
+
+    The run's log is always written, so a missing one means the folder is not the one the
+    run wrote in; a step that logged nothing has no log file, but its run's folder exists.
+    """
+    missing = [file for file in files if not file.exists() and not file.is_symlink()]
+    folders_missing = not any(folder.is_dir() for folder in folders)
+    if folders_missing or (step is None and len(missing) == len(files)):
+        where = ", ".join(repr(str(folder)) for folder in folders)
+        what = f"no {'log folder' if folders_missing else 'run log'} of run {run_id} at {where}"
+        raise UsageProblem(
+            safe(
+                f"{what}, though the run has ended: its logs were moved or removed, or they "
+                f"are elsewhere; pass --logdir DIR, the logdir the run wrote its logs under"
+            )
+        )
 
 
 def _log_files(folders: list[Path], wanted: list[tuple[str, str]] | None) -> list[Path]:
@@ -195,7 +230,10 @@ def logs(
                 f"--follow to print its log"
             )
         wanted = _log_nodes(opened, run_id, step, running=state == "running")
-        files = _log_files(_log_folders(opened, run_id, logdir), wanted)
+        folders = _log_folders(opened, run_id, logdir)
+        files = _log_files(folders, wanted)
+        if state != "running":
+            _check_found(files, folders, step, run_id)
         offsets = {file: _print_new(file, 0, len(files) > 1) for file in files}
         while follow and state == "running":
             time.sleep(interval)
@@ -204,16 +242,44 @@ def logs(
                 offsets[file] = _print_new(file, offsets[file], False)
 
 
+def _refuse_links(file: Path) -> None:
+    """``UsageProblem`` when ``file`` or its run's log folders is a symbolic link.
+
+    The writer never writes through a link; the reader does not follow one either (a planted
+    link would make ``sequent logs`` print whatever file it points to).
+    """
+    for path in (file, file.parent, file.parent.parent):
+        if path.is_symlink():
+            what = "log file" if path == file else "log folder"
+            raise UsageProblem(
+                f"the {what} {str(path)!r} is a symbolic link; sequent logs does not follow "
+                f"links (sequent never writes a log through one). Remove the link, or read "
+                f"the file it points to yourself"
+            )
+
+
 def _print_new(file: Path, offset: int, header: bool) -> int:
-    """Print what ``file`` holds past ``offset`` (escaped); return the new offset."""
+    """Print what ``file`` holds past ``offset`` (escaped); return the new offset.
+
+    Raises ``UsageProblem`` when the file or its folder is a symbolic link.
+    """
+    import os
+
+    _refuse_links(file)
     try:
-        with open(file, "rb") as handle:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as handle:
             handle.seek(offset)
             data = handle.read()
     except FileNotFoundError:
         if header or offset == 0:
             click.echo(safe_line(f"(no log at {file}: nothing was written there yet)"), err=True)
         return offset
+    except OSError as exc:  # a link planted since the check (ELOOP), a folder, no permission
+        raise UsageProblem(
+            f"cannot read the log file {str(file)!r} ({exc.strerror or exc}); sequent logs "
+            f"reads regular files only, never through a link"
+        ) from exc
     if header:
         click.echo(f"==> {safe_line(file.name)} <==")
     if data:

@@ -21,8 +21,9 @@ from typing import Any
 
 from ..compiler import NodeKey, requirements
 from ..graphviz import GraphvizError, render
+from ..marks import handled_paths
 from ..status import StepStatus
-from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
+from .marks import BY_WEIGHT, Mark, mark_of
 
 #: Seconds Graphviz may take to lay the graphs out before the page falls back to lists.
 GRAPHVIZ_TIMEOUT = 60.0

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..compiler import requirements
+from ..marks import handled_paths
 
 
 class Mark(enum.Enum):
@@ -83,23 +83,6 @@ PROBLEMS = (Mark.unhandled, Mark.handled, Mark.interrupted)
 
 #: Every mark from the most to the least telling: a step of many instances shows the first.
 BY_WEIGHT = tuple(Mark)
-
-
-def handled_paths(structure: Mapping[str, Any]) -> frozenset[str]:
-    """Paths of the steps whose failure some sibling waits for (``failure`` or ``complete``).
-
-    ``structure`` is a recorded structure (``Store.structure``).
-    """
-    found: set[str] = set()
-    for step in structure.get("steps", ()):
-        for path, status in _atoms(step.get("requires")):
-            if status in ("failure", "complete"):
-                found.add(path)
-    return frozenset(found)
-
-
-def _atoms(data: Any) -> Iterable[tuple[str, str]]:
-    return ((step, status) for step, status, _ in requirements.data_edges(data))
 
 
 def mark_of(

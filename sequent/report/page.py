@@ -19,11 +19,12 @@ from urllib.parse import quote
 
 import attrs
 
+from ..marks import handled_paths
 from ..status import StepStatus
 from ..text import clock_text, result_text
 from .assets import CSS, SCRIPT
 from .graph import MARK_COLORS, NOT_REACHED, graph_section
-from .marks import BY_WEIGHT, Mark, handled_paths, mark_of
+from .marks import BY_WEIGHT, Mark, mark_of
 from .model import RunView, load_run
 from .timeline import (
     Row,

@@ -23,6 +23,10 @@ from .checks import check_rows, load_structure
 from .connection import Database
 from .schema import EVENT_COLUMNS
 
+#: The status of a step instance that ``Reader.nodes(..., unrecorded=True)`` adds: known to the
+#: run's recorded structure, with no event yet (waiting, or the run stopped before it).
+NOT_STARTED = "not started"
+
 #: Columns of the ``nodes`` and ``latest_nodes`` views, in order (see docs/store.md).
 NODE_COLUMNS = (
     "run_id",
@@ -151,12 +155,17 @@ class Reader(Database):
         check_rows("attempts", rows, self.path)
         return [_run_row(row) for row in rows]
 
-    def nodes(self, run_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
+    def nodes(
+        self, run_id: str, attempt: int | None = None, unrecorded: bool = False
+    ) -> list[dict[str, Any]]:
         """The step instances of run ``run_id`` in definition then sequence order.
 
         With ``attempt`` None, each node's row from the latest attempt that recorded it (what a
         recover starts from: the ``latest_nodes`` view); otherwise the rows of that attempt
-        (the ``nodes`` view). Both views are described in docs/store.md.
+        (the ``nodes`` view). Both views are described in docs/store.md. With ``unrecorded``
+        (and ``attempt`` None), also the instances the recorded structure knows that have no
+        event yet (the run stopped, or has not reached them), as rows with ``status``
+        ``NOT_STARTED`` and ``attempt`` None.
         """
         self.run(run_id)
         columns = ", ".join(NODE_COLUMNS)
@@ -173,8 +182,28 @@ class Reader(Database):
             return [_node_row(row) for row in rows], _step_orders(conn, run_id, self.path)
 
         rows, orders = self._read(read)
+        if unrecorded and attempt is None:
+            rows += self._unrecorded(run_id, {(row["path"], row["sequence"]) for row in rows})
         rows.sort(key=lambda row: _node_order(row, orders))
         return rows
+
+    def _unrecorded(self, run_id: str, recorded: set[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Rows for the instances of run ``run_id``'s recorded structure missing in ``recorded``."""
+        structure = self.structure(run_id)
+        kinds = {step["path"]: step.get("kind", "step") for step in structure["steps"]}
+        return [
+            {
+                **dict.fromkeys(NODE_COLUMNS),
+                "run_id": run_id,
+                "path": node["path"],
+                "sequence": node["sequence"],
+                "kind": kinds.get(node["path"], "step"),
+                "status": NOT_STARTED,
+                "replayed": False,
+            }
+            for node in structure["nodes"]
+            if (node["path"], node["sequence"]) not in recorded
+        ]
 
     def events(self, run_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
         """Every recorded status change of run ``run_id`` (of one attempt if given), in order."""

@@ -1211,6 +1211,11 @@ def _cli_store_with_a_run(folder: Path) -> None:
     (folder / "ran").unlink()
 
 
+def _linked_logdir(folder: Path) -> None:
+    (folder / "real").mkdir()
+    (folder / "linked").symlink_to(folder / "real", target_is_directory=True)
+
+
 COMMANDS = [
     BadCommand("unknown-command", ("frobnicate",), ("frobnicate",)),
     BadCommand("run-without-file", ("run",), ("FILE",)),
@@ -1299,6 +1304,23 @@ COMMANDS = [
         ("nope.run.db",),
     ),
     BadCommand(
+        "run-logdir-a-symlink",
+        ("run", "{tmp}/flow.py", "--logdir", "{tmp}/linked"),
+        ("linked", "symbolic link"),
+        prepare=_linked_logdir,
+    ),
+    BadCommand(
+        "report-output-in-a-missing-folder",
+        ("report", "latest", "--store", "{tmp}/flow.run.db", "-o", "{tmp}/missing/x.html"),
+        ("-o", "missing/x.html", "does not exist", "mkdir -p"),
+        prepare=_cli_store_with_a_run,
+    ),
+    BadCommand(
+        "graph-output-in-a-missing-folder",
+        ("graph", "{tmp}/flow.py", "-o", "{tmp}/missing/x.dot"),
+        ("-o", "missing/x.dot", "does not exist", "mkdir -p"),
+    ),
+    BadCommand(
         "graph-unknown-run-id",
         ("graph", "{tmp}/flow.py", "--run-id", "feedbeef"),
         ("'feedbeef'",),
@@ -1308,7 +1330,9 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("case", COMMANDS, ids=[case.id for case in COMMANDS])
-def test_command_misuse_exits_2_and_writes_nothing(case: BadCommand, tmp_path: Path) -> None:
+def test_command_misuse_exits_2_and_writes_nothing(
+    case: BadCommand, tmp_path: Path, empty_cwd: Path
+) -> None:
     from click.testing import CliRunner
 
     from sequent.cli import cli

@@ -193,6 +193,30 @@ def test_a_recover_into_a_planted_link_writes_nothing(tmp_path, monkeypatch):
     assert runs_in(store) == 1
 
 
+def test_a_step_log_planted_as_a_link_is_refused_and_the_run_log_says_so(tmp_path, monkeypatch):
+    store, logs = tmp_path / "s.run.db", tmp_path / "logs"
+    monkeypatch.setenv("SEQUENT_TEST_FAIL", "1")
+    with build(str(store), logdir=str(logs)) as flow:
+        assert flow.run() is False
+    monkeypatch.delenv("SEQUENT_TEST_FAIL")
+    folder = logs / "nightly" / flow.run_id
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (folder / "talk@1.log").unlink()
+    (folder / "talk@1.log").symlink_to(victim)
+    with build(str(store), logdir=str(logs)) as again:
+        again.run_mode = seq.RunMode.recover
+        assert again.run() is True  # a step's log is not worth failing the run for
+    assert victim.read_text() == "untouched\n"
+    run_log = (folder / "run.log").read_text()
+    warning = (
+        f"[ WARNING ][ Could not write the log of step talk/1: the log file "
+        f"'{folder / 'talk@1.log'}' is a symbolic link; it was refused"
+    )
+    assert warning in run_log, run_log
+    assert "log folder" not in run_log
+
+
 def test_a_log_folder_of_another_user_is_refused(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("giving a folder to another user needs root")
