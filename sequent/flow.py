@@ -196,11 +196,8 @@ class Sequent:
             )
         if same is not None:
             new = f"step {name!r} under {parent.path!r}" if parent else f"top-level step {name!r}"
-            old = (
-                f"step {same.name!r} under {same.parent.path!r}"
-                if same.parent
-                else f"top-level step {same.name!r}"
-            )
+            old = f"step {same.name!r} under {same.parent.path!r}" if same.parent else (
+                f"top-level step {same.name!r}")  # fmt: skip
             raise DuplicateStepError(
                 f"{new} would have the path {shown!r}, which {old} has already (paths join "
                 f"names with '_'); rename one of them"
