@@ -91,6 +91,12 @@ class Scheduler:
         self.replayed: dict[NodeKey, StepStatus] = {}
         #: The signal name (or "KeyboardInterrupt") that interrupted the run, if one did.
         self.interrupted_by: str | None = None
+        #: Why this run stopped when another orchestrator took it over, if one did.
+        self.taken_over: str | None = None
+        self._lease = options.lease
+        if self._lease is not None:
+            events = self.events
+            self._lease.on_lost = lambda why: events.put(("lost", why))
         self.rounds = 0
 
     # -- the loop ---------------------------------------------------------------------------
@@ -161,6 +167,13 @@ class Scheduler:
             except queue.Empty:
                 event = None
         now = time.monotonic()
+        lease = self._lease
+        if lease is not None and now > lease.fresh_until:
+            # The heartbeat is overdue (this process stalled, or a step held the GIL): look
+            # before anything more is launched, instead of racing the heartbeat thread.
+            lost = lease.verify()
+            if lost is not None:
+                self._take_over(lost)
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, key, token = heapq.heappop(self._timers)
             self._fire(kind, key, token)
@@ -180,6 +193,8 @@ class Scheduler:
             self._completed(attempt, outcome_of(future))
         elif kind == "signal":
             self._interrupt(event[1])
+        elif kind == "lost":
+            self._take_over(event[1])
 
     def _fire(self, kind: str, key: NodeKey, token: int) -> None:
         if kind == "delay":
@@ -409,6 +424,8 @@ class Scheduler:
         """Why the run ended early, in the words recorded on the steps it never started."""
         if self.interrupted_by:
             return f"the run was interrupted ({self.interrupted_by})"
+        if self.taken_over:
+            return f"the run was stopped: {self.taken_over}"
         if self._halted == "max_loops":
             return f"the run stopped after max_loops={self.options.max_loops} rounds"
         if self._halted:
@@ -425,10 +442,28 @@ class Scheduler:
         self._halt(str(reason))
         self.interrupted_by = self.interrupted_by or str(reason)
         log.warning("Interrupted (%s): stopping running steps", reason)
+        self._stop_running(f"interrupted by {reason}")
+
+    def _take_over(self, why: str) -> None:
+        """Another orchestrator runs this run now: launch nothing more, stop what runs (its
+        steps recorded ``interrupted`` in this attempt, as on SIGTERM), and end the run."""
+        if self.taken_over is not None:
+            return
+        self.taken_over = why
+        self._halt("taken over")
+        log.error(
+            "%s. This attempt (%d) stops: it launches no more steps, stops its running "
+            "steps (recorded interrupted) and ends with failure",
+            why[:1].upper() + why[1:],
+            self.options.recovery,
+        )
+        self._stop_running(f"interrupted because {why}")
+
+    def _stop_running(self, error: str) -> None:
         for key, attempt in list(self._running.items()):
             self._kill(attempt)
             del self._running[key]
-            self.state.done(key, StepStatus.interrupted, f"interrupted by {reason}")
+            self.state.done(key, StepStatus.interrupted, error)
         self._timers.clear()
 
     # -- helpers ----------------------------------------------------------------------------
