@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+import attrs
+
 from ..compiler import ROOT, NodeKey, NodeSpec, Plan
 from ..program import kill_programs
 from ..resources import Ledger
@@ -59,6 +61,9 @@ class Scheduler:
         options: RunOptions,
         previous: Mapping[NodeKey, StepStatus] | None = None,
     ) -> None:
+        inline = getattr(backend, "inline", False)
+        if inline:  # steps run in this thread: one at a time, whatever max_concurrent says
+            options = attrs.evolve(options, max_concurrent=1)
         self.plan = plan
         self.backend = backend
         self.recorder = recorder
@@ -84,7 +89,8 @@ class Scheduler:
         self._retry_wait: dict[NodeKey, Outcome] = {}
         self._submit: list[Attempt] = []
         self._halted: str | None = None
-        self._commits = CommitPolicy(plan)
+        # Inline, the loop cannot commit while a step runs: each start is committed before it.
+        self._commits = CommitPolicy(plan, every_start=inline)
         #: The nodes started in this run (leaves ran; containers were entered).
         self.ran: set[NodeKey] = set()
         #: The nodes that took a previous status without running (recover, ``--only``).
