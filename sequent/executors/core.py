@@ -42,7 +42,7 @@ from .contract import Backend, Recorder, RunOptions
 from .outcomes import arrived, outcome_of, timed_out
 from .signals import install_signals
 from .state import RunState
-from .worker import Outcome
+from .worker import Outcome, StoppedTry
 
 log = logging.getLogger("sequent")
 
@@ -338,29 +338,13 @@ class Scheduler:
         key = attempt.key
         step = attempt.spec.step
         outcome = arrived(key, step, outcome)
-        if (
-            outcome.status is StepStatus.failure
-            and attempt.number < step.retries
-            and not (self._halted)
-        ):
-            self.recorder.node(
-                key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
-            )
-            self._commits.durable = True  # the failed try is committed before the retry runs
-            log.warning(
-                "[ Step %s ] try %d failed (%s); retrying",
-                key,
-                attempt.number + 1,
-                outcome.error,
-            )
-            self._retries[key] = attempt.number + 1
-            self._retry_wait[key] = outcome
-            delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
-            del self._running[key]
-            self._running_done(key)
-            self._timer(delay, "retry", key, 0)
-            self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
-            return
+        if outcome.status is StepStatus.failure and not self._halted:
+            if type(outcome) is StoppedTry:
+                self._rerun(attempt, outcome)
+                return
+            if attempt.number < step.retries:
+                self._retry(attempt, outcome)
+                return
         del self._running[key]
         self._running_done(key)
         self._outcomes[key] = (outcome, attempt.number)
@@ -382,6 +366,40 @@ class Scheduler:
         self.state.done(key, outcome.status, outcome.error)
         self._release(key)
         self._absorb()
+
+    def _retry(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Record a failed try, then run the step again after its back-off (``retries``)."""
+        key, step = attempt.key, attempt.spec.step
+        self.recorder.node(
+            key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
+        )
+        self._commits.durable = True  # the failed try is committed before the retry runs
+        log.warning(
+            "[ Step %s ] try %d failed (%s); retrying",
+            key,
+            attempt.number + 1,
+            outcome.error,
+        )
+        self._retries[key] = attempt.number + 1
+        self._retry_wait[key] = outcome
+        delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
+        del self._running[key]
+        self._running_done(key)
+        self._timer(delay, "retry", key, 0)
+        self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
+
+    def _rerun(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Record a try the machinery stopped (``StoppedTry``) as a failure, then run it again
+        at once with the same try number: every start of the body is in the record."""
+        key = attempt.key
+        error = f"{outcome.error}; the step is rerun, not counted against retries"
+        self.recorder.node(key, StepStatus.failure, error=error, outcome=outcome,
+                           retry=attempt.number)  # fmt: skip
+        self._commits.durable = True  # the stopped try is committed before the rerun runs
+        log.warning("[ Step %s ] %s", key, error, extra={"sequent_node": key})
+        rerun = Attempt(key, attempt.spec, attempt.number, next(self._tokens))
+        self._running[key] = rerun
+        self._submit.append(rerun)
 
     def _running_done(self, key: NodeKey) -> None:
         self._per_step[key.path] -= 1
