@@ -16,7 +16,8 @@ Every status change of a round is handed to the recorder, and committed before a
 depends on it is submitted (``commits.py`` says which changes something depends on; the others
 wait at most a second). What it needs of a backend and a recorder is in ``contract.py``; a
 try's task in ``attempts.py``; the backends' special cases of an outcome in ``outcomes.py``;
-signals in ``signals.py``.
+signals in ``signals.py``; stopping early (a signal, ``max_loops``, a lease taken over) in
+``stopping.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import Any
 import attrs
 
 from ..compiler import ROOT, NodeKey, NodeSpec, Plan
-from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
 from .attempts import Attempt
@@ -42,6 +42,7 @@ from .contract import Backend, Recorder, RunOptions
 from .outcomes import arrived, outcome_of, timed_out
 from .signals import install_signals
 from .state import RunState
+from .stopping import Stopping
 from .worker import Outcome, StoppedTry
 
 log = logging.getLogger("sequent")
@@ -50,7 +51,7 @@ RETRY_DELAY_CAP = 300.0
 _READY, _ACTIVE = StepStatus.ready, StepStatus.active
 
 
-class Scheduler:
+class Scheduler(Stopping):
     """Mutates one run's progress: launches ready nodes, collects outcomes, records both."""
 
     def __init__(
@@ -442,69 +443,7 @@ class Scheduler:
             parent = nodes[parent].parent
         return found
 
-    # -- interruption -----------------------------------------------------------------------
-
-    def _stop_reason(self) -> str:
-        """Why the run ended early, in the words recorded on the steps it never started."""
-        if self.interrupted_by:
-            return f"the run was interrupted ({self.interrupted_by})"
-        if self.taken_over:
-            return f"the run was stopped: {self.taken_over}"
-        if self._halted == "max_loops":
-            return f"the run stopped after max_loops={self.options.max_loops} rounds"
-        if self._halted:
-            return f"the run was stopped ({self._halted})"
-        if self.state.stopping:
-            return "the run stopped after a failure (stop_on_exception)"
-        return "the run ended"
-
-    def _halt(self, reason: str) -> None:
-        if not self._halted:
-            self._halted = reason
-
-    def _interrupt(self, reason: Any) -> None:
-        self._halt(str(reason))
-        self.interrupted_by = self.interrupted_by or str(reason)
-        log.warning("Interrupted (%s): stopping running steps", reason)
-        self._stop_running(f"interrupted by {reason}")
-
-    def _take_over(self, why: str) -> None:
-        """Another orchestrator runs this run now: launch nothing more, stop what runs (its
-        steps recorded ``interrupted`` in this attempt, as on SIGTERM), and end the run."""
-        if self.taken_over is not None:
-            return
-        self.taken_over = why
-        self._halt("taken over")
-        log.error(
-            "%s. This attempt (%d) stops: it launches no more steps, stops its running "
-            "steps (recorded interrupted) and ends with failure",
-            why[:1].upper() + why[1:],
-            self.options.recovery,
-        )
-        self._stop_running(f"interrupted because {why}")
-
-    def _stop_running(self, error: str) -> None:
-        for key, attempt in list(self._running.items()):
-            self._kill(attempt)
-            del self._running[key]
-            self.state.done(key, StepStatus.interrupted, error)
-        self._timers.clear()
-
     # -- helpers ----------------------------------------------------------------------------
-
-    def _kill(self, attempt: Attempt) -> None:
-        """Stop a running attempt: its worker where the backend can, its programs' groups.
-
-        Programs a step started in this process (serial, thread) are killed here; remote
-        backends kill those in their workers.
-        """
-        if attempt.future is not None:
-            self.backend.kill(attempt.future)
-        elif self._post is not None:
-            self.backend.cancel((attempt.key, attempt.token))  # type: ignore[attr-defined]
-        if not self.backend.remote:
-            key = attempt.key
-            kill_programs((self.options.run_id, key.path, key.sequence, attempt.number))
 
     def _timer(self, seconds: float, kind: str, key: NodeKey, token: int) -> None:
         heapq.heappush(
