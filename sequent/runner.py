@@ -199,6 +199,7 @@ def _run_options(plan: Plan, options: FlowOptions, session: Any) -> RunOptions:
         stop_on_exception=_inherited(plan, "stop_on_exception", config["stop_on_exception"]),
         step_config=_own_config,
         logger_name=f"sequent.{options.flow_name}",
+        lease=getattr(session, "lease_watch", None),
     )
 
 

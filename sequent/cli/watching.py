@@ -30,7 +30,13 @@ def status_text(view: dict[str, Any]) -> str:
         pid = lease.get("pid") or attempt.get("pid")
         beat = lease.get("heartbeat")
         since = f", heartbeat {max(view['at'] - beat, 0):.0f} s ago" if beat else ""
-        head += f" (pid {pid} on {host}{since})"
+        if lease.get("stalled"):  # its heartbeat is stale, its process alive on this host
+            head += (
+                f", but unresponsive (pid {pid} on {host}{since}; the process is alive: "
+                f"stopped, or held up by a step)"
+            )
+        else:
+            head += f" (pid {pid} on {host}{since})"
     head += (
         f"; attempt {attempt.get('attempt', 0)} ({attempt.get('mode', '-')}) started "
         f"{when(attempt.get('started'))}"

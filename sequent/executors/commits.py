@@ -17,6 +17,10 @@ in another process within about a second. Lost to a crash, such a step looks not
 and a recover reruns it, which SPEC 4.4 allows; Dask tasks left running are found by the
 run's id on the cluster, not by these rows. A chain thus commits once per step: a step's end
 together with the next step's ``ready`` and ``active``.
+
+A backend that runs steps in the loop's own thread (``inline``: the serial executor) leaves
+the loop no moment to commit while a step runs, so there every ``ready`` and ``active`` is
+committed before the step starts (``every_start``), as if every step were watched.
 """
 
 from __future__ import annotations
@@ -37,12 +41,19 @@ class CommitPolicy:
 
     __slots__ = ("watched", "durable", "since")
 
-    def __init__(self, plan: Plan) -> None:
-        #: Steps whose ``ready`` or ``active`` a requirement watches.
+    def __init__(self, plan: Plan, every_start: bool = False) -> None:
+        #: Steps whose ``ready`` or ``active`` must be committed before anything is submitted:
+        #: those a requirement watches (with ``every_start``: every step).
         self.watched = frozenset(
-            path
-            for path, groups in plan.index.watch.items()
-            if any(condition in _STARTS for _, entries, _ in groups for condition, _ in entries)
+            plan.index.steps
+            if every_start
+            else (
+                path
+                for path, groups in plan.index.watch.items()
+                if any(
+                    condition in _STARTS for _, entries, _ in groups for condition, _ in entries
+                )
+            )
         )
         #: Something buffered must be committed before the next dispatch.
         self.durable = False

@@ -51,6 +51,20 @@ class Recorder(Protocol):
     def flush(self) -> None: ...
 
 
+class LeaseWatch(Protocol):
+    """What tells the core that another orchestrator took its run over (``store.lease``).
+
+    ``fresh_until`` is the ``time.monotonic()`` until which the run is known to be this
+    orchestrator's; after it, ``verify()`` looks (None: still ours, else why not).
+    ``on_lost(why)`` is called, from another thread, when the loss is noticed there.
+    """
+
+    fresh_until: float
+    on_lost: Callable[[str], None] | None
+
+    def verify(self) -> str | None: ...
+
+
 @attrs.frozen
 class RunOptions:
     """How one run is scheduled: concurrency, stopping, rounds, and the step context's ids."""
@@ -66,3 +80,5 @@ class RunOptions:
     handle_signals: bool = True
     #: Step paths whose leaves keep their previous status without running (``--only``).
     kept: frozenset[str] = frozenset()
+    #: The run's lease, watched so that a run taken over by another orchestrator stops.
+    lease: LeaseWatch | None = None

@@ -16,7 +16,8 @@ Every status change of a round is handed to the recorder, and committed before a
 depends on it is submitted (``commits.py`` says which changes something depends on; the others
 wait at most a second). What it needs of a backend and a recorder is in ``contract.py``; a
 try's task in ``attempts.py``; the backends' special cases of an outcome in ``outcomes.py``;
-signals in ``signals.py``.
+signals in ``signals.py``; stopping early (a signal, ``max_loops``, a lease taken over) in
+``stopping.py``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+import attrs
+
 from ..compiler import ROOT, NodeKey, NodeSpec, Plan
-from ..program import kill_programs
 from ..resources import Ledger
 from ..status import StepStatus
 from .attempts import Attempt
@@ -40,7 +42,8 @@ from .contract import Backend, Recorder, RunOptions
 from .outcomes import arrived, outcome_of, timed_out
 from .signals import install_signals
 from .state import RunState
-from .worker import Outcome
+from .stopping import Stopping
+from .worker import Outcome, StoppedTry
 
 log = logging.getLogger("sequent")
 
@@ -48,7 +51,7 @@ RETRY_DELAY_CAP = 300.0
 _READY, _ACTIVE = StepStatus.ready, StepStatus.active
 
 
-class Scheduler:
+class Scheduler(Stopping):
     """Mutates one run's progress: launches ready nodes, collects outcomes, records both."""
 
     def __init__(
@@ -59,6 +62,9 @@ class Scheduler:
         options: RunOptions,
         previous: Mapping[NodeKey, StepStatus] | None = None,
     ) -> None:
+        inline = getattr(backend, "inline", False)
+        if inline:  # steps run in this thread: one at a time, whatever max_concurrent says
+            options = attrs.evolve(options, max_concurrent=1)
         self.plan = plan
         self.backend = backend
         self.recorder = recorder
@@ -88,13 +94,20 @@ class Scheduler:
         self._recorded: set[NodeKey] = set()
         self._submit: list[Attempt] = []
         self._halted: str | None = None
-        self._commits = CommitPolicy(plan)
+        # Inline, the loop cannot commit while a step runs: each start is committed before it.
+        self._commits = CommitPolicy(plan, every_start=inline)
         #: The nodes started in this run (leaves ran; containers were entered).
         self.ran: set[NodeKey] = set()
         #: The nodes that took a previous status without running (recover, ``--only``).
         self.replayed: dict[NodeKey, StepStatus] = {}
         #: The signal name (or "KeyboardInterrupt") that interrupted the run, if one did.
         self.interrupted_by: str | None = None
+        #: Why this run stopped when another orchestrator took it over, if one did.
+        self.taken_over: str | None = None
+        self._lease = options.lease
+        if self._lease is not None:
+            events = self.events
+            self._lease.on_lost = lambda why: events.put(("lost", why))
         self.rounds = 0
 
     # -- the loop ---------------------------------------------------------------------------
@@ -169,6 +182,13 @@ class Scheduler:
             except queue.Empty:
                 event = None
         now = time.monotonic()
+        lease = self._lease
+        if lease is not None and now > lease.fresh_until:
+            # The heartbeat is overdue (this process stalled, or a step held the GIL): look
+            # before anything more is launched, instead of racing the heartbeat thread.
+            lost = lease.verify()
+            if lost is not None:
+                self._take_over(lost)
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, key, token = heapq.heappop(self._timers)
             self._fire(kind, key, token)
@@ -188,6 +208,8 @@ class Scheduler:
             self._completed(attempt, outcome_of(future))
         elif kind == "signal":
             self._interrupt(event[1])
+        elif kind == "lost":
+            self._take_over(event[1])
 
     def _fire(self, kind: str, key: NodeKey, token: int) -> None:
         if kind == "delay":
@@ -331,25 +353,13 @@ class Scheduler:
         key = attempt.key
         step = attempt.spec.step
         outcome = arrived(key, step, outcome)
-        if (
-            outcome.status is StepStatus.failure
-            and attempt.number < step.retries
-            and not (self._halted)
-        ):
-            self.recorder.node(
-                key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
-            )
-            self._commits.durable = True  # the failed try is committed before the retry runs
-            log.warning("[ Step %s ] try %d failed (%s); retrying", key, attempt.number + 1,
-                        outcome.error)  # fmt: skip
-            self._retries[key] = attempt.number + 1
-            self._retry_wait[key] = outcome
-            delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
-            del self._running[key]
-            self._running_done(key)
-            self._timer(delay, "retry", key, 0)
-            self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
-            return
+        if outcome.status is StepStatus.failure and not self._halted:
+            if type(outcome) is StoppedTry:
+                self._rerun(attempt, outcome)
+                return
+            if attempt.number < step.retries:
+                self._retry(attempt, outcome)
+                return
         del self._running[key]
         self._running_done(key)
         self._outcomes[key] = (outcome, attempt.number)
@@ -366,6 +376,40 @@ class Scheduler:
         self.state.done(key, outcome.status, outcome.error)
         self._release(key)
         self._absorb()
+
+    def _retry(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Record a failed try, then run the step again after its back-off (``retries``)."""
+        key, step = attempt.key, attempt.spec.step
+        self.recorder.node(
+            key, StepStatus.failure, error=outcome.error, outcome=outcome, retry=attempt.number
+        )
+        self._commits.durable = True  # the failed try is committed before the retry runs
+        log.warning(
+            "[ Step %s ] try %d failed (%s); retrying",
+            key,
+            attempt.number + 1,
+            outcome.error,
+        )
+        self._retries[key] = attempt.number + 1
+        self._retry_wait[key] = outcome
+        delay = min(RETRY_DELAY_CAP, step.retry_delay * (2**attempt.number))
+        del self._running[key]
+        self._running_done(key)
+        self._timer(delay, "retry", key, 0)
+        self._per_step[key.path] = self._per_step.get(key.path, 0) + 1
+
+    def _rerun(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Record a try the machinery stopped (``StoppedTry``) as a failure, then run it again
+        at once with the same try number: every start of the body is in the record."""
+        key = attempt.key
+        error = f"{outcome.error}; the step is rerun, not counted against retries"
+        self.recorder.node(key, StepStatus.failure, error=error, outcome=outcome,
+                           retry=attempt.number)  # fmt: skip
+        self._commits.durable = True  # the stopped try is committed before the rerun runs
+        log.warning("[ Step %s ] %s", key, error, extra={"sequent_node": key})
+        rerun = Attempt(key, attempt.spec, attempt.number, next(self._tokens))
+        self._running[key] = rerun
+        self._submit.append(rerun)
 
     def _running_done(self, key: NodeKey) -> None:
         self._per_step[key.path] -= 1
@@ -408,49 +452,7 @@ class Scheduler:
             parent = nodes[parent].parent
         return found
 
-    # -- interruption -----------------------------------------------------------------------
-
-    def _stop_reason(self) -> str:
-        """Why the run ended early, in the words recorded on the steps it never started."""
-        if self.interrupted_by:
-            return f"the run was interrupted ({self.interrupted_by})"
-        if self._halted == "max_loops":
-            return f"the run stopped after max_loops={self.options.max_loops} rounds"
-        if self._halted:
-            return f"the run was stopped ({self._halted})"
-        if self.state.stopping:
-            return "the run stopped after a failure (stop_on_exception)"
-        return "the run ended"
-
-    def _halt(self, reason: str) -> None:
-        if not self._halted:
-            self._halted = reason
-
-    def _interrupt(self, reason: Any) -> None:
-        self._halt(str(reason))
-        self.interrupted_by = self.interrupted_by or str(reason)
-        log.warning("Interrupted (%s): stopping running steps", reason)
-        for key, attempt in list(self._running.items()):
-            self._kill(attempt)
-            del self._running[key]
-            self.state.done(key, StepStatus.interrupted, f"interrupted by {reason}")
-        self._timers.clear()
-
     # -- helpers ----------------------------------------------------------------------------
-
-    def _kill(self, attempt: Attempt) -> None:
-        """Stop a running attempt: its worker where the backend can, its programs' groups.
-
-        Programs a step started in this process (serial, thread) are killed here; remote
-        backends kill those in their workers.
-        """
-        if attempt.future is not None:
-            self.backend.kill(attempt.future)
-        elif self._post is not None:
-            self.backend.cancel((attempt.key, attempt.token))  # type: ignore[attr-defined]
-        if not self.backend.remote:
-            key = attempt.key
-            kill_programs((self.options.run_id, key.path, key.sequence, attempt.number))
 
     def _timer(self, seconds: float, kind: str, key: NodeKey, token: int) -> None:
         heapq.heappush(

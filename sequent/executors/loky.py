@@ -12,7 +12,8 @@ loky starts clean interpreters that do not run the main script again).
     settle(inner) <── loky's result queue <──────────────────── pickled Outcome ─┘
        │ a broken pool: was this step's worker the one that died? (slot pid, waitid)
        ├─ yes: WorkerDied, its own failure
-       └─ no (a bystander loky stopped, or not started yet): resubmitted to a fresh pool
+       ├─ no, it had started: a StoppedTry (recorded as a failed try; the core reruns it)
+       └─ no, not started yet: resubmitted to a fresh pool
 
 Limits, and what this backend does about them:
 
@@ -23,10 +24,12 @@ Limits, and what this backend does about them:
   last process holding its pipe (the orchestrator and the workers) is gone.
 - **A worker that dies** (``os._exit``, SIGKILL, a segfault) breaks loky's pool: loky fails
   every step in flight and SIGKILLs the other workers. Only the step whose own worker died is
-  a ``WorkerDied`` failure; the others (their worker was still alive when the pool broke, or
-  they had not started) are resubmitted to a fresh pool, not counted as a try, with a warning
-  in the run's and the step's log. Such a bystander's body may have run partly before loky
-  stopped it. After ``RESUBMITS`` resubmissions a step fails with ``WorkerDied``.
+  a ``WorkerDied`` failure. A bystander whose body had started (its worker was still alive
+  when the pool broke) ends as a ``StoppedTry``: the core records that start as a failed try
+  (``WorkerStopped``, naming both workers) and runs the step again at once, not counted against
+  ``retries``; its body may have run partly. One that had not started is resubmitted here, with
+  a warning in the run's and the step's log, and nothing is recorded. After ``RESUBMITS`` stops
+  of one try the stop is the step's failure.
 - **Timeouts and interruption.** Killing a loky worker would break the pool as above, so
   ``kill`` interrupts the step instead: every call records ``(token, pid)`` in a small
   memory-mapped table, and ``kill`` marks the token and sends SIGUSR1 to that worker. Its
@@ -60,6 +63,7 @@ import time
 from concurrent.futures import CancelledError, Future, wait
 from typing import Any
 
+import attrs
 from loky import ProcessPoolExecutor
 from loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
@@ -70,12 +74,20 @@ from .clock import Clock
 from .logstream import LogSender, LogServer
 from .payload import Packer, unpack
 from .process_worker import pack_outcome
-from .worker import Outcome, Task, describe, execute, export_environ, machine_failure
+from .worker import (
+    Outcome,
+    StoppedTry,
+    Task,
+    describe,
+    execute,
+    export_environ,
+    machine_failure,
+)
 
 log = logging.getLogger("sequent")
 
 SLOTS = 1024
-RESUBMITS = 3  # how often a bystander of a broken pool is resubmitted before it fails
+RESUBMITS = 3  # how often a bystander of a broken pool is rerun (or resubmitted) before it fails
 KILL_WAIT = 2.0  # seconds ``kill`` waits for an interrupted step to end in its worker
 _SLOT = struct.Struct("qqqd")  # token, pid, kill requested, when the step began (time.time())
 
@@ -134,6 +146,10 @@ class LokyExecutor:
         os.close(fd)
         self._clock = Clock(self._check, name="sequent-loky-timeouts")
         self._closed = False
+        self._died = 0  # the pid of the last worker found dead while it ran a step
+        # How often each try of a step was stopped as a bystander (a step's rerun is a new
+        # call), so a pool that keeps breaking fails it after RESUBMITS reruns.
+        self._stops: dict[tuple[str, str, str, int], int] = {}
 
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
         """Run ``task`` in the pool; its death or a breakage of the pool becomes an outcome."""
@@ -273,14 +289,24 @@ class LokyExecutor:
             error = None  # it timed out: that is its outcome, whatever loky says
         if error is not None and not self._closed and call.resubmits < RESUBMITS:
             dead = self._dead_worker(call)
-            if dead and self._logs is not None:
-                self._logs.drain(dead)  # what it logged before it died goes to its log first
-            elif not dead:
+            if dead:
+                self._died = dead
+                if self._logs is not None:
+                    self._logs.drain(dead)  # what it logged before it died goes to its log first
+            elif self._began(call):
+                # Its body ran, in a worker loky stopped: that start is a try of its own in the
+                # record (a failure the core reruns at once, not counted against retries).
+                with self._lock:
+                    self._running.pop(call.outer, None)
+                if not call.outer.done():
+                    call.outer.set_result(self._stopped(call, error))
+                return
+            else:
                 call.resubmits += 1
                 key = NodeKey(call.task.context.name, call.task.context.sequence)
                 log.warning(
-                    "[ Step %s ] loky stopped it because another of its workers died (%s); "
-                    "resubmitted to a fresh pool, not counted as a try",
+                    "[ Step %s ] loky dropped it before it started because another of its "
+                    "workers died (%s); resubmitted to a fresh pool",
                     key,
                     _first_line(error),
                     extra={"sequent_node": key},
@@ -291,6 +317,31 @@ class LokyExecutor:
             self._running.pop(call.outer, None)
         if not call.outer.done():
             call.outer.set_result(call.expired or _outcome(done, call))
+
+    def _began(self, call: _Call) -> bool:
+        """True when ``call``'s body started in a worker (its slot holds its token)."""
+        slot_token, pid, _, _ = _SLOT.unpack_from(self._table, self._offset(call))
+        return bool(slot_token == call.token and pid > 0)
+
+    def _stopped(self, call: _Call, error: BaseException) -> Outcome:
+        """The failed try of a bystander loky stopped: where it ran, which worker died."""
+        _, pid, _, began = _SLOT.unpack_from(self._table, self._offset(call))
+        with self._lock:
+            others = [other for other in self._running.values() if other is not call]
+        culprit = next((dead for dead in map(self._dead_worker, others) if dead), self._died)
+        which = f"worker pid {culprit}" if culprit else "another worker"
+        context = call.task.context
+        why = (
+            f"WorkerStopped: loky stopped step {context.name!r} (sequence {context.sequence}) "
+            f"in its worker pid {pid} because {which} of the pool died ({_first_line(error)})"
+        )
+        step = (context.run_id, context.name, context.sequence, context.retry)
+        stops = self._stops[step] = self._stops.get(step, 0) + 1
+        if stops > RESUBMITS:
+            why += f"; it was stopped so {stops} times and is not rerun again"
+            return machine_failure(why, started=began, pid=pid)
+        failure = machine_failure(why, started=began, pid=pid)
+        return StoppedTry(**attrs.asdict(failure, recurse=False))
 
     def _dead_worker(self, call: _Call) -> int:
         """The pid of the worker that was running ``call`` if it died (it broke the pool),

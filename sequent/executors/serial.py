@@ -36,6 +36,9 @@ class SerialExecutor(WrappedExecutor):
     """Steps run one at a time in the thread that called ``run()``; timeouts cannot stop them."""
 
     name = "serial"
+    #: Steps run in the scheduler's own thread: the core runs one at a time and commits each
+    #: step's start before it runs (it cannot commit while the step runs).
+    inline = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()  # one step at a time whatever ``max_workers`` says

@@ -56,6 +56,13 @@ class Outcome:
     worker: str | None = None
 
 
+@attrs.frozen
+class StoppedTry(Outcome):
+    """A failed try that the machinery stopped through no fault of the step (loky stopped it
+    because another worker of its pool died): recorded as a failure, then run again at once
+    with the same try number, not counted against ``retries``."""
+
+
 class _Capture:
     """The records one step emits in a worker process, as plain picklable dicts.
 

@@ -10,9 +10,11 @@ deleted in the one that records its end, so a run is never started twice at once
     every HEARTBEAT_EVERY s  ── UPDATE leases/attempts SET heartbeat   (a thread of its own)
     finish                   ── DELETE the row, with the attempt's end
 
-A holder is *gone* when its heartbeat is older than ``STALE_AFTER`` seconds, or when it runs
-on this host and its process has ended. A holder that is gone never blocks a recover; one that
-looks alive is taken over only with ``force``.
+A holder is *gone* when it runs on this host and its process has ended, or when it runs on
+another host and its heartbeat is older than ``STALE_AFTER`` seconds. A holder on this host
+whose process is alive is never gone, however old its heartbeat: it is *stalled* (stopped with
+SIGSTOP, or a step holds the GIL so the heartbeat thread cannot run) and will go on. A holder
+that is gone never blocks a recover; one that is alive is taken over only with ``force``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ HEARTBEAT_EVERY = 3.0
 #: A lease whose heartbeat is older than this many seconds belongs to an orchestrator that is
 #: gone (killed, or its machine stopped): five missed heartbeats.
 STALE_AFTER = 15.0
+#: Seconds after a beat during which the lease counts as this orchestrator's without a look:
+#: no one can take a lease over (unforced) before its heartbeat is ``STALE_AFTER`` s old.
+FRESH_FOR = 2 * HEARTBEAT_EVERY
 
 HOST = socket.gethostname()
 
@@ -48,10 +53,11 @@ _held_lock = threading.Lock()
 
 
 def read(conn: sqlite3.Connection, run_id: str, store: str) -> dict[str, Any] | None:
-    """The lease of ``run_id`` as a dict, with ``alive``, ``age`` and ``gone`` added; or None.
+    """The lease of ``run_id`` as a dict, with ``alive``, ``age``, ``gone`` and ``stalled``
+    added; or None.
 
     ``age`` is the seconds since its last heartbeat; ``gone`` says why its holder is gone
-    (None while it is alive).
+    (None while it is alive); ``stalled`` why a live holder looks unresponsive (None if not).
     """
     row = conn.execute(
         f"SELECT {', '.join(COLUMNS)} FROM leases WHERE run_id = ?", (run_id,)
@@ -62,13 +68,15 @@ def read(conn: sqlite3.Connection, run_id: str, store: str) -> dict[str, Any] | 
 
 
 def judge(lease: dict[str, Any], store: str, now: float | None = None) -> dict[str, Any]:
-    """``lease`` with ``age``, ``gone`` (why its holder is gone, or None) and ``alive`` set."""
+    """``lease`` with ``age``, ``gone`` (why its holder is gone, or None), ``alive`` and
+    ``stalled`` (why a live holder does not beat, or None) set."""
     now = time.time() if now is None else now
     heartbeat = lease.get("heartbeat")
     age = now - heartbeat if isinstance(heartbeat, (int, float)) else None
     lease["age"] = age
     lease["gone"] = _gone(lease, age, store)
     lease["alive"] = lease["gone"] is None
+    lease["stalled"] = _stalled(lease, age) if lease["alive"] else None
     return lease
 
 
@@ -78,12 +86,35 @@ def _gone(lease: Mapping[str, Any], age: float | None, store: str) -> str | None
         with _held_lock:
             held = (store, lease["run_id"]) in _held
         return None if held else "it was held by this process, which no longer runs it"
-    if host == HOST and isinstance(pid, int) and not pid_alive(pid):
-        return f"its process {pid} on this host has ended"
+    if host == HOST and isinstance(pid, int):
+        # Its process tells, not its heartbeat: a stopped or GIL-bound orchestrator is alive.
+        if not pid_alive(pid):
+            return f"its process {pid} on this host has ended"
+        born = process_started(pid)
+        if born is not None and isinstance(lease.get("started"), (int, float)):
+            if born > lease["started"] + 2.0:  # (boot time is in whole seconds)
+                return (
+                    f"its process {pid} on this host has ended (pid {pid} is now another "
+                    f"process, started after the lease was taken)"
+                )
+        return None
     if age is None or age > STALE_AFTER:
         shown = "none" if age is None else f"{age:.0f} s old"
         return f"its last heartbeat is {shown} (stale after {STALE_AFTER:.0f} s)"
     return None
+
+
+def _stalled(lease: Mapping[str, Any], age: float | None) -> str | None:
+    """Why a live holder on this host looks unresponsive (a stale heartbeat), or None."""
+    if lease.get("host") != HOST or lease.get("pid") == os.getpid():
+        return None
+    if age is not None and age <= STALE_AFTER:
+        return None
+    shown = "no heartbeat" if age is None else f"no heartbeat for {age:.0f} s"
+    return (
+        f"{shown}, but its process {lease['pid']} on this host is alive (stopped, for example "
+        f"with Ctrl-Z or SIGSTOP, or held up by a step that keeps Python's GIL)"
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -101,6 +132,18 @@ def pid_alive(pid: int) -> bool:
             return handle.read().rpartition(b")")[2].split()[0] != b"Z"
     except (OSError, IndexError):
         return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` on this host started (Unix seconds), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            ticks = int(handle.read().rpartition(b")")[2].split()[19])
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def claim(
@@ -146,6 +189,16 @@ def busy_message(lease: Mapping[str, Any], store: str) -> str:
     user = f", user {lease['user']!r}" if lease.get("user") else ""
     age = lease.get("age")
     beat = f", last heartbeat {age:.0f} s ago" if age is not None else ""
+    if lease.get("stalled"):
+        pid = lease["pid"]
+        return (
+            f"run {lease['run_id']} in {store!r} is being run by another orchestrator that "
+            f"does not respond: pid {pid} on host {lease['host']!r}{user}, attempt "
+            f"{lease['attempt']}, since {since}{beat}, and process {pid} is alive (stopped, or "
+            f"held up by a step that keeps Python's GIL). Let it go on (`kill -CONT {pid}` if "
+            f"it was stopped), or stop that process (`kill {pid}`) and recover again, or "
+            f"recover with --force (force=True) to take the run over from it while it lives"
+        )
     return (
         f"run {lease['run_id']} in {store!r} is being run by another orchestrator: pid "
         f"{lease['pid']} on host {lease['host']!r}{user}, attempt {lease['attempt']}, since "
@@ -192,46 +245,49 @@ class Heartbeat(threading.Thread):
     """Mutates the lease of one attempt: refreshes its heartbeat every ``HEARTBEAT_EVERY`` s.
 
     ``connect`` opens the thread's own connection (so a beat never waits for the recorder's
-    lock). A beat that cannot be written is retried at the next one; a lease found taken over
-    by another orchestrator is logged once.
+    lock). A beat that cannot be written is retried at the next one. A lease found taken over
+    by another orchestrator sets ``lost`` (why) and calls ``on_lost`` with it, once, from this
+    thread; ``fresh_until`` is the ``time.monotonic()`` until which the lease is known to be
+    this attempt's (its last beat plus ``FRESH_FOR``), and ``verify`` checks the lease from any
+    thread once that has passed (a stall kept the beats from running).
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], run_id: str, attempt: int
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        run_id: str,
+        attempt: int,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(name=f"sequent-heartbeat-{run_id}", daemon=True)
         self.connect = connect
         self.run_id = run_id
         self.attempt = attempt
+        self.on_lost = on_lost
         self.stopping = threading.Event()
         self.beats = 0
+        self.lost: str | None = None
+        self.fresh_until = time.monotonic() + FRESH_FOR
 
     def run(self) -> None:
         conn: sqlite3.Connection | None = None
-        lost = False
         try:
-            while not self.stopping.wait(HEARTBEAT_EVERY):
+            while not self.stopping.wait(HEARTBEAT_EVERY) and self.lost is None:
                 try:
                     if conn is None:
                         conn = self.connect()
-                    if not self._beat(conn) and not lost:
-                        lost = True
-                        log.warning(
-                            "Another orchestrator took over run %s (forced, or this one "
-                            "stalled for over %.0f s); this attempt (%d) keeps recording",
-                            self.run_id,
-                            STALE_AFTER,
-                            self.attempt,
-                        )
+                    holder = self._beat(conn)
+                    if holder is not None:
+                        self._lose(holder)
                 except sqlite3.Error as exc:
                     log.debug("heartbeat of run %s postponed: %s", self.run_id, exc)
         finally:
             if conn is not None:
                 conn.close()
 
-    def _beat(self, conn: sqlite3.Connection) -> bool:
-        """Write one heartbeat; False when the lease is no longer this attempt's."""
-        now = time.time()
+    def _beat(self, conn: sqlite3.Connection) -> str | None:
+        """Write one heartbeat; None while the lease is this attempt's, else who holds it."""
+        began, now = time.monotonic(), time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             held = conn.execute(
@@ -239,6 +295,7 @@ class Heartbeat(threading.Thread):
                 "AND pid = ?",
                 (now, self.run_id, self.attempt, HOST, os.getpid()),
             ).rowcount
+            holder = None if held == 1 else self._holder(conn)
             conn.execute(
                 "UPDATE attempts SET heartbeat = ? WHERE run_id = ? AND attempt = ?",
                 (now, self.run_id, self.attempt),
@@ -249,7 +306,54 @@ class Heartbeat(threading.Thread):
                 conn.execute("ROLLBACK")
             raise
         self.beats += 1
-        return held == 1
+        if holder is None:
+            self.fresh_until = began + FRESH_FOR
+        return holder
+
+    def _holder(self, conn: sqlite3.Connection) -> str | None:
+        """Who holds the lease if not this attempt (None: this attempt does)."""
+        row = conn.execute(
+            "SELECT attempt, host, pid FROM leases WHERE run_id = ?", (self.run_id,)
+        ).fetchone()
+        if row is None:
+            return "no orchestrator holds it now (its lease was taken and released)"
+        if tuple(row) == (self.attempt, HOST, os.getpid()):
+            return None
+        return f"attempt {row[0]}'s orchestrator (pid {row[2]} on {row[1]!r}) holds it now"
+
+    def _lose(self, holder: str) -> None:
+        if self.lost is not None:
+            return
+        self.lost = (
+            f"another orchestrator took over run {self.run_id} (forced, or this one stalled "
+            f"for over {STALE_AFTER:.0f} s): {holder}"
+        )
+        if self.on_lost is not None:
+            self.on_lost(self.lost)
+
+    def verify(self) -> str | None:
+        """Check, from the calling thread, that the lease is still this attempt's.
+
+        Returns why it is not (``lost``), or None, and then counts it fresh for ``FRESH_FOR``
+        seconds more. A store that cannot be read now is not taken as a loss.
+        """
+        if self.lost is not None:
+            return self.lost
+        began = time.monotonic()
+        try:
+            conn = self.connect()
+            try:
+                holder = self._holder(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.debug("lease of run %s not checked: %s", self.run_id, exc)
+            return None
+        if holder is None:
+            self.fresh_until = max(self.fresh_until, began + FRESH_FOR)
+            return None
+        self._lose(holder)
+        return self.lost
 
     def stop(self) -> None:
         """End the thread (after the beat in progress, if any)."""

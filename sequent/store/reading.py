@@ -105,8 +105,10 @@ class Reader(Database):
 
         The dict has the ``leases`` columns (``run_id, attempt, host, pid, user, started,
         heartbeat``) and ``age`` (seconds since the last heartbeat), ``alive`` (True while the
-        holder runs) and ``gone`` (why a holder that did not let go is gone, else None; see
-        ``lease.STALE_AFTER``). Raises ``RecoveryError`` for an unknown run.
+        holder runs), ``gone`` (why a holder that did not let go is gone, else None; see
+        ``lease.STALE_AFTER``) and ``stalled`` (why a live holder on this host does not beat:
+        stopped, or a step holds the GIL; else None). Raises ``RecoveryError`` for an unknown
+        run.
         """
         self.run(run_id)
 

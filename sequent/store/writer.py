@@ -126,6 +126,9 @@ class SqliteSession:
         if not store.memory:
             self._heartbeat = lease.Heartbeat(store.connect_beside, run_id, attempt)
             self._heartbeat.start()
+        #: What tells the scheduler that another orchestrator took the run over (None for an
+        #: in-memory store, which no other process can see).
+        self.lease_watch = self._heartbeat
 
     def node(
         self,
@@ -243,9 +246,10 @@ class SqliteSession:
                 "UPDATE attempts SET ended = ?, result = ? WHERE run_id = ? AND attempt = ?",
                 (now, int(result), self.run_id, self.attempt),
             )
-            conn.execute(
-                "UPDATE runs SET ended = ?, result = ? WHERE run_id = ?",
-                (now, int(result), self.run_id),
+            conn.execute(  # the run's end is its latest attempt's: not one taken over from
+                "UPDATE runs SET ended = ?, result = ? WHERE run_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM attempts WHERE run_id = ? AND attempt > ?)",
+                (now, int(result), self.run_id, self.run_id, self.attempt),
             )
             lease.release(conn, self.run_id, self.attempt)
 

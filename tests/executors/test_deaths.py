@@ -2,7 +2,8 @@
 
 Death modes: ``os._exit``, SIGKILL, a segfault; on the process and the loky executors. The
 process executor fails only the step whose worker died and replaces the worker; loky breaks its
-whole pool, and sequent resubmits the steps that were only running beside the dead worker.
+whole pool: the steps that were only running beside the dead worker are recorded as a stopped
+try and rerun, not counted against ``retries``.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def arrive(folder: str, name: str, others: list[str]) -> None:
 
 
 def die_with_company(folder: str, mode: str) -> None:
+    Path(folder, "doomed.pid").write_text(str(os.getpid()))
     arrive(folder, "doomed", ["bystander"])
     die(mode)
 
 
 def keep_company(folder: str, seconds: float) -> int:
+    with open(Path(folder, "bystander.starts"), "a") as starts:  # one line per body start
+        starts.write(f"{os.getpid()}\n")
     arrive(folder, "bystander", ["doomed"])
     time.sleep(seconds)
     return os.getpid()
@@ -129,7 +133,8 @@ def test_process_death_fails_only_the_dying_step(mode, tmp_path):
 @pytest.mark.slow
 def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp_path, caplog):
     """loky breaks its whole pool when one worker dies; the step running beside it in another
-    worker is resubmitted (not a try), and the independent branch after it runs on."""
+    worker was stopped: that start is recorded as a failed try naming the dead worker, and the
+    step is rerun (not counted against ``retries``); the independent branch after it runs on."""
     folder = tmp_path / "meet"
     folder.mkdir()
     from sequent.executors.loky import LokyExecutor
@@ -152,14 +157,27 @@ def test_loky_death_fails_only_the_dying_step_and_resubmits_bystanders(mode, tmp
         error = run.record("doomed/1", S.failure).error
         assert error.startswith("WorkerDied: the loky worker process running step 'doomed'")
         assert EXPECTED["loky", mode] in error, error
-        # one try each: the resubmission is not a retry, and it is logged
+        # every start of the bystander's body is in the record: the stopped one as a failure
+        starts = Path(folder, "bystander.starts").read_text().split()
+        assert len(starts) == 2
         assert [e for e in run.events() if e.startswith("bystander/1:")] == [
             "bystander/1:ready",
             "bystander/1:active",
+            "bystander/1:failure",
             "bystander/1:success",
         ]
-        notes = [r.getMessage() for r in caplog.records if "resubmitted" in r.getMessage()]
-        assert len(notes) == 1 and notes[0].startswith("[ Step bystander/1 ] loky stopped it")
+        stopped = run.record("bystander/1", S.failure)
+        doomed_pid = Path(folder, "doomed.pid").read_text()
+        assert stopped.error.startswith(
+            f"WorkerStopped: loky stopped step 'bystander' (sequence 1) in its worker pid "
+            f"{starts[0]} because worker pid {doomed_pid} of the pool died ("
+        ), stopped.error
+        assert stopped.error.endswith("; the step is rerun, not counted against retries")
+        assert stopped.retry == 0 and stopped.outcome.pid == int(starts[0])
+        assert run.record("bystander/1", S.success).retry == 0  # not counted as a retry
+        assert run.record("bystander/1", S.success).outcome.value == int(starts[1])
+        notes = [r.getMessage() for r in caplog.records if "rerun, not" in r.getMessage()]
+        assert len(notes) == 1 and notes[0].startswith("[ Step bystander/1 ] WorkerStopped")
     finally:
         backend.shutdown()
 
@@ -262,3 +280,58 @@ def test_killing_the_orchestrator_stops_its_workers_and_their_programs(tmp_path)
     worker = int(Path(f"{pidfile}.worker").read_text())
     assert gone_within(worker, 5), "the worker outlived the orchestrator"
     assert gone_within(int(pidfile.read_text()), 5), "the program outlived the orchestrator"
+
+
+def outlive(folder: str, stopped: bool) -> int:
+    """Note this start, then wait until the doomed step's worker has died; with ``stopped``
+    its first start waits to be stopped (loky kills it with its pool)."""
+    with open(Path(folder, "outlive.starts"), "a") as starts:
+        starts.write(f"{os.getpid()}\n")
+    first = len(Path(folder, "outlive.starts").read_text().split()) == 1
+    deadline = time.monotonic() + 30
+    while (stopped and first) or not Path(folder, "doomed.pid").exists() or alive(
+        int(Path(folder, "doomed.pid").read_text() or 0)
+    ):
+        assert time.monotonic() < deadline, "this start was never stopped (or never released)"
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def die_after_company(folder: str) -> None:
+    arrive(folder, "doomed", ["outlive.starts"])
+    Path(folder, "doomed.pid").write_text(str(os.getpid()))
+    os._exit(3)
+
+
+@pytest.mark.parametrize("name", ["process", "loky"])
+@pytest.mark.slow_on("loky")
+def test_the_store_holds_every_start_of_a_neighbour_of_a_dying_worker(name, tmp_path):
+    """The process executor runs the neighbour once; loky stops it with the pool and runs it
+    again: the store's events then hold both starts, the stopped one a failed try at retry 0."""
+    import sequent as seq
+    from sequent.store import open_store
+
+    folder = tmp_path / "meet"
+    folder.mkdir()
+    store = tmp_path / "deaths.run.db"
+    flow = seq.Sequent(name="deaths", store=str(store), executor=name,
+                       config={"max_concurrent": 2, "stop_on_exception": False,
+                               "logdir": str(tmp_path / "logs")})  # fmt: skip
+    flow.add_step("doomed", func=die_after_company, args=(str(folder),))
+    flow.add_step("neighbour", func=outlive, args=(str(folder), name == "loky"))
+    with flow:
+        assert flow.run() is False
+    starts = [int(pid) for pid in Path(folder, "outlive.starts").read_text().split()]
+    with open_store(str(store)) as reader:
+        events = [e for e in reader.events(flow.run_id) if e["path"] == "neighbour"]
+    ended = [(e["status"], e["retry"], e["pid"]) for e in events if e["status"] != "ready"]
+    if name == "process":  # its worker was not touched: one start, one success
+        assert ended == [("active", 0, None), ("success", 0, starts[0])]
+        assert len(starts) == 1
+        return
+    assert len(starts) == 2
+    assert ended == [("active", 0, None), ("failure", 0, starts[0]), ("success", 0, starts[1])]
+    doomed = Path(folder, "doomed.pid").read_text()
+    error = events[2]["error"]
+    assert f"in its worker pid {starts[0]} because worker pid {doomed} of the pool died" in error
+    assert error.endswith("; the step is rerun, not counted against retries")

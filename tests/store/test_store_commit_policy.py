@@ -158,3 +158,103 @@ def test_kill_9_while_a_buffered_start_runs_then_recover_runs_each_step_once_mor
     finally:
         conn.close()
     assert latest == dict.fromkeys(["long", "a", "b", "c", "d"], "success")
+
+
+SERIAL_FLOW = """
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import sequent as seq
+
+HERE = Path(__file__).parent
+STORE = HERE / "serial.run.db"
+
+
+def committed():
+    # every step's statuses committed so far, read as another process would
+    conn = sqlite3.connect(f"file:{STORE}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT path, status FROM events ORDER BY attempt, seq").fetchall()
+    finally:
+        conn.close()
+    seen = {}
+    for path, status in rows:
+        seen.setdefault(path, []).append(status)
+    return seen
+
+
+def step(name):
+    with open(HERE / "calls.txt", "a") as calls:
+        calls.write(f"{name} {committed()!r}\\n")
+    if name == "y" and (HERE / "hold").exists():  # runs until the test kills the run
+        (HERE / "y.started").write_text("")
+        time.sleep(60)
+
+
+flow = seq.Sequent(name="serial", store=str(STORE), executor="serial",
+                   config={"logdir": str(HERE / "logs"), "max_concurrent": int(sys.argv[1])})
+for name in ["x", "y", "z"]:
+    flow.add_step(name, func=step, args=(name,))
+if __name__ == "__main__":
+    mode = seq.RunMode.recover if sys.argv[2:] == ["recover"] else seq.RunMode.restart
+    sys.exit(0 if flow.run(run_mode=mode) else 1)
+"""
+
+
+def serial_run(folder: Path, *args: str) -> subprocess.Popen[str]:
+    (folder / "serial.py").write_text(SERIAL_FLOW, encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, "serial.py", *args], cwd=folder, env=environment(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def serial_calls(folder: Path) -> list[tuple[str, dict[str, list[str]]]]:
+    """(step, what the store held when it started) for every start of a step body."""
+    lines = (folder / "calls.txt").read_text().splitlines()
+    return [(name, eval(seen)) for name, seen in (line.split(" ", 1) for line in lines)]
+
+
+@pytest.mark.parametrize("max_concurrent", [2, 0])
+def test_serial_commits_each_start_before_it_runs_and_each_end_before_the_next(
+    tmp_path, max_concurrent
+):
+    """The serial executor runs one step at a time whatever ``max_concurrent`` says: each
+    step sees its own ``active`` committed, the previous step's ``success`` committed, and no
+    later step recorded ``active`` before it started."""
+    runner = serial_run(tmp_path, str(max_concurrent))
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 0, err
+    ready, active, success = ["ready"], ["ready", "active"], ["ready", "active", "success"]
+    assert serial_calls(tmp_path) == [
+        ("x", {"x": active, "y": ready, "z": ready}),
+        ("y", {"x": success, "y": active, "z": ready}),
+        ("z", {"x": success, "y": success, "z": active}),
+    ]
+
+
+@pytest.mark.slow
+def test_serial_kill_9_during_the_second_step_then_recover_does_not_rerun_the_first(tmp_path):
+    """kill -9 while y runs (x finished): x's success is in the store, the recover runs y and
+    z and not x."""
+    (tmp_path / "hold").write_text("")
+    runner = serial_run(tmp_path, "2")
+    try:
+        wait_for(lambda: (tmp_path / "y.started").exists(), what="step y to start")
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    conn = sqlite3.connect(f"file:{tmp_path / 'serial.run.db'}?mode=ro", uri=True)
+    at_kill = dict(conn.execute("SELECT path, status FROM latest_nodes").fetchall())
+    conn.close()
+    assert at_kill == {"x": "success", "y": "active", "z": "ready"}, at_kill
+    (tmp_path / "hold").unlink()
+    recover = serial_run(tmp_path, "2", "recover")
+    out, err = recover.communicate(timeout=120)
+    assert recover.returncode == 0, err
+    assert [name for name, _ in serial_calls(tmp_path)] == ["x", "y", "y", "z"]

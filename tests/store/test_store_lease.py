@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 import sequent as seq
 from sequent.errors import LeaseError
 from sequent.store import open_store
-from sequent.store.lease import HEARTBEAT_EVERY, STALE_AFTER
+from sequent.store.lease import HEARTBEAT_EVERY, STALE_AFTER, pid_alive
 
 from .storehelp import finish
 
@@ -295,3 +296,154 @@ def test_an_in_memory_store_holds_its_run_while_it_runs(tmp_path):
     assert seen["state"] == "running"
     assert flow._store.state(flow.run_id) == "success"
     flow.close()
+
+
+def take_over(store: Path, run_id: str) -> None:
+    """Do to the lease what a recover on another host does when it takes the run over."""
+    now = time.time()
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute(
+            "UPDATE leases SET attempt = 1, host = 'elsewhere.example', pid = 4242, "
+            "started = ?, heartbeat = ? WHERE run_id = ?",
+            (now, now, run_id),
+        )
+    conn.close()
+
+
+def attempt_events(store: Path, run_id: str, attempt: int) -> dict[str, list[tuple]]:
+    """Each step's (status, error) events in ``attempt``, in order."""
+    found: dict[str, list[tuple]] = {}
+    conn = sqlite3.connect(store)
+    for path, status, error in conn.execute(
+        "SELECT path, status, error FROM events WHERE run_id = ? AND attempt = ? ORDER BY seq",
+        (run_id, attempt),
+    ):
+        found.setdefault(path, []).append((status, error))
+    conn.close()
+    return found
+
+
+def test_a_stale_lease_of_a_live_process_on_this_host_is_stalled_not_gone(tmp_path):
+    from sequent.store.lease import HOST, judge
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.send_signal(signal.SIGSTOP)  # a stopped orchestrator: alive, no heartbeat
+        now = time.time()
+        lease = {"run_id": "r", "attempt": 0, "host": HOST, "pid": child.pid, "user": "ann",
+                 "started": now, "heartbeat": now - STALE_AFTER - 5}  # fmt: skip
+        judged = judge(dict(lease), "s.run.db", now=now)
+        assert judged["alive"] and judged["gone"] is None
+        assert f"process {child.pid} on this host is alive" in judged["stalled"]
+        # Fresh, it is alive and not stalled; on another host the stale rule still holds.
+        assert judge(dict(lease, heartbeat=now), "s.run.db", now=now)["stalled"] is None
+        elsewhere = judge(dict(lease, host="elsewhere.example"), "s.run.db", now=now)
+        assert not elsewhere["alive"] and "stale after" in elsewhere["gone"]
+        # Its pid held by a process born after the lease was taken: the holder has ended.
+        reused = judge(dict(lease, started=now - 3600), "s.run.db", now=now)
+        assert not reused["alive"] and "now another process" in reused["gone"]
+    finally:
+        child.kill()
+        child.wait()
+    ended = judge(dict(lease), "s.run.db", now=now)
+    assert not ended["alive"] and "has ended" in ended["gone"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_stalled_holder_on_this_host_shows_running_and_blocks_recover_without_force(folder):
+    store = folder / "leased.run.db"
+    run_id = failed_run(folder, store)
+    (folder / "open").touch()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holder.send_signal(signal.SIGSTOP)
+        now = time.time()
+        conn = sqlite3.connect(store)
+        with conn:  # what a stopped orchestrator of a recover leaves: its row, a stale beat
+            conn.execute(
+                "INSERT INTO leases (run_id, attempt, host, pid, user, started, heartbeat) "
+                "VALUES (?, 1, ?, ?, 'ann', ?, ?)",
+                (run_id, socket.gethostname(), holder.pid, now, now - STALE_AFTER - 5),
+            )
+            conn.execute("UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?",
+                         (run_id,))  # fmt: skip
+        conn.close()
+        with open_store(str(store)) as reader:
+            assert reader.state(run_id) == "running"
+        status, out, err = finish(
+            sequent("status", run_id, "--store", str(store), folder=folder)
+        )
+        head = out.splitlines()[0]
+        assert f"{run_id} of flow 'leased': running, but unresponsive (pid {holder.pid} on " in head
+        assert f"heartbeat {STALE_AFTER + 5:.0f} s ago" in head, head
+        status, out, err = finish(
+            sequent("recover", str(FLOW), "--store", str(store), folder=folder)
+        )
+        assert status == 2, err
+        line = one_line(err)
+        assert f"pid {holder.pid}" in line and f"process {holder.pid} is alive" in line
+        assert f"kill {holder.pid}" in line and "--force" in line
+        assert ran(folder)[("gate", 1)] == 0
+        with open_store(str(store)) as reader:
+            assert len(reader.attempts(run_id)) == 1
+        status, out, err = finish(
+            sequent("recover", str(FLOW), "--store", str(store), "--force", folder=folder)
+        )
+        assert status == 0, err
+        assert ran(folder)[("gate", 1)] == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_run_taken_over_stops_its_running_steps_and_launches_nothing(folder):
+    store = folder / "leased.run.db"
+    running = sequent("run", str(FLOW), "--store", str(store), "--executor", "process",
+                      folder=folder)  # fmt: skip
+    wait_for(lambda: gates(folder), "the run's gate step", children=[running])
+    (worker,) = gates(folder)  # the gate runs in a worker process, waiting for ``open``
+    with open_store(str(store)) as reader:
+        (run,) = reader.runs()
+    take_over(store, run["run_id"])
+    # Its heartbeat notices within HEARTBEAT_EVERY: the run ends without opening the gate.
+    status, out, err = finish(running)
+    assert status == 1, err
+    assert not pid_alive(worker)  # its running step was stopped
+    assert ran(folder) == Counter({("first", 0): 1, ("gate", 0): 1})  # ``last`` never ran
+    events = attempt_events(store, run["run_id"], 0)
+    assert [status for status, _ in events["gate"]] == ["ready", "active", "interrupted"]
+    error = events["gate"][-1][1]
+    assert "another orchestrator took over run" in error
+    assert "attempt 1's orchestrator (pid 4242 on 'elsewhere.example')" in error
+    assert "active" not in [status for status, _ in events.get("last", [])]
+    run_log = (folder / "logs" / "leased" / run["run_id"] / "run.log").read_text()
+    assert "This attempt (0) stops: it launches no more steps" in run_log
+    assert "keeps recording" not in run_log + err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_stalled_run_taken_over_launches_nothing_when_it_resumes(folder):
+    from sequent.store.lease import FRESH_FOR
+
+    store = folder / "leased.run.db"
+    running = run_at_the_gate(folder, store)  # the thread executor: gate runs in the run
+    with open_store(str(store)) as reader:
+        (run,) = reader.runs()
+    running.send_signal(signal.SIGSTOP)
+    try:
+        take_over(store, run["run_id"])
+        (folder / "open").touch()  # the gate ends as soon as the process runs again
+        time.sleep(FRESH_FOR + 1)  # stalled longer than its last beat vouches for the lease
+    finally:
+        running.send_signal(signal.SIGCONT)
+    status, out, err = finish(running)
+    assert status == 1, err
+    assert ran(folder) == Counter({("first", 0): 1, ("gate", 0): 1})  # ``last`` never ran
+    events = attempt_events(store, run["run_id"], 0)
+    assert events["gate"][-1][0] == "success"  # it ran to its end in this attempt
+    assert "active" not in [status for status, _ in events.get("last", [])]
