@@ -353,8 +353,7 @@ class Sequent:
     def _run(self, options: FlowOptions) -> bool:
         """Run the flow as ``options`` say (``sequent run`` adds its step choices); the result."""
         from .executors import create_backend
-        from .logfolder import check_log_root, default_logdir
-        from .runner import redeliver, reimported_main, run_flow
+        from .runner import check_logs_first, redeliver, reimported_main, run_flow
         from .store import open_store
 
         if reimported_main():
@@ -364,9 +363,7 @@ class Sequent:
         if self._backend is None:
             self._backend = create_backend(self.executor, **self._backend_options())
         if self._store is None:
-            # a refused log folder is said before the store is made: exit 2 writes nothing
-            logdir = options.config.get("logdir") or default_logdir(self.store_path)
-            check_log_root(logdir, options.flow_name)
+            check_logs_first(options, self.store_path)  # a refusal, before the store is made
             self._store = open_store(self.store_path)
         finished = run_flow(plan, self._backend, self._store, options, begun=self._begun)
         self._last_run_id = finished.run_id

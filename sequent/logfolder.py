@@ -4,7 +4,8 @@ Mutates the file system only: folders and log files under a run's log folder.
 
     <logdir>/                 config['logdir'], or beside the store: <store stem>.logs/
       <flow name>/            made with the folder mode (private: 0700)
-        <run id>/             one per run, shared by its recover attempts
+        <run id>/             one per run, shared by its recover attempts (those given no
+                              logdir continue in the folder the run recorded)
           run.log             files made with the file mode (private: 0600)
           <path>@<sequence>.log
 
@@ -168,21 +169,39 @@ class RunFolder:
 
     Nothing is touched before the call: the store calls it inside the transaction that records
     the run's start, after every other check, so a bad input leaves no folder behind and a
-    refused folder (``LogFolderError``) leaves nothing recorded.
+    refused folder (``LogFolderError``) leaves nothing recorded. ``logdir`` is the one the flow
+    was given (``config['logdir']``, ``--logdir``), or None: then a recover continues in the
+    folder its run recorded, and a new run logs under ``default``.
     """
 
-    def __init__(self, logdir: str | os.PathLike[str], flow_name: str, permissions: str) -> None:
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str] | None,
+        flow_name: str,
+        permissions: str,
+        default: str | os.PathLike[str],
+    ) -> None:
         self.logdir = logdir
         self.flow_name = flow_name
         self.permissions = permissions
+        self.default = default
         #: The run's folder, once made.
         self.folder: LogFolder | None = None
 
-    def __call__(self, run_id: str) -> str:
-        """Make (or open) ``<logdir>/<flow>/<run id>/`` and its run log; return the folder."""
+    def __call__(self, run_id: str, recorded: str | None = None) -> str:
+        """Make (or open) the run's folder and its run log; return the folder.
+
+        ``<logdir>/<flow>/<run id>/``; with no ``logdir`` given, ``recorded`` (the folder the
+        run's latest attempt logged into, for a recover) if there is one, else
+        ``<default>/<flow>/<run id>/``. Every folder from the root down is checked alike.
+        """
         self.close()  # called again: a transaction retried after waiting for the write lock
-        with open_log_root(self.logdir, self.permissions) as root:
-            with root.folder(self.flow_name) as flow:
+        root, flow_name = self.logdir or self.default, self.flow_name
+        if self.logdir is None and recorded:
+            run = Path(recorded)  # <its logdir>/<flow>/<run id>, as made below
+            root, flow_name, run_id = run.parent.parent, run.parent.name, run.name
+        with open_log_root(root, self.permissions) as opened:
+            with opened.folder(flow_name) as flow:
                 folder = flow.folder(run_id)
         try:
             folder.open(RUN_LOG).close()

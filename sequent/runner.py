@@ -24,7 +24,7 @@ from .compiler import NodeKey, NodeSpec, Plan, StepDef, path_name
 from .errors import DefinitionTypeError, NotSendableError
 from .executors import RunOptions, Scheduler
 from .legacy import SequentWarning
-from .logfolder import LogFolder, RunFolder, default_logdir
+from .logfolder import LogFolder, RunFolder, check_log_root, default_logdir
 from .logs import CLOSING, RunLogging
 from .selection import Selection, select
 from .status import RunMode, StepStatus
@@ -153,12 +153,25 @@ def _opening_lines(
         log.log(logging.WARNING if other_flow else logging.INFO, "%s", message)
 
 
+def check_logs_first(options: FlowOptions, store_path: str) -> None:
+    """Refuse the log folder a run would refuse, before its store is made (exit 2 writes nothing).
+
+    A recover given no ``logdir`` is not checked here: it continues in the folder its run
+    recorded, which only the store knows, and which ``_begin`` checks before anything is written
+    (a recover never makes a store). Raises ``LogFolderError``.
+    """
+    logdir = options.config.get("logdir")
+    if logdir or options.mode is not RunMode.recover:
+        check_log_root(logdir or default_logdir(store_path), options.flow_name)
+
+
 def _begin(plan: Plan, backend: Any, store: Any, options: FlowOptions) -> tuple[Any, LogFolder]:
     """Record the start of the run and make its log folder, in one transaction of the store."""
     logs = RunFolder(
-        options.config.get("logdir") or default_logdir(store.path),
+        options.config.get("logdir") or None,  # None: a recover continues where its run logged
         options.flow_name,
         options.config.get("log_permissions", "private"),
+        default_logdir(store.path),
     )
     try:
         session = store.begin(

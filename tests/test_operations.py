@@ -186,6 +186,56 @@ def test_status_watch_follows_a_run_from_another_process_until_it_ends(gated):
     assert ": success; attempt 0 (restart)" in last and "Steps: 6 success (of 6)" in last
 
 
+#: What ``status`` prints that changes with time alone: the heartbeat's age, a step's run time.
+CLOCKS = re.compile(r", heartbeat \d+ s ago|, \d+\.\d s(?=\))")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fail, code", [("", 0), ("D", 1)])
+def test_status_watch_prints_only_when_the_status_changes(gated, monkeypatch, fail, code):
+    """Polls while B runs, unchanged but for its clocks, print nothing; the end is printed once.
+
+    The watcher runs here with its sleep counted: B's gate opens after five polls, each after a
+    real interval, so B's run time shown differs from poll to poll.
+    """
+    from click.testing import CliRunner
+
+    from sequent.cli import watching
+
+    (gated / "gate").unlink()
+    runner = subprocess.Popen(
+        [*SEQUENT, "run", "gated.py", "--no-progress"], cwd=gated, env=environment(FAIL=fail),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    polls = []
+
+    def sleep(seconds):
+        time.sleep(seconds)
+        polls.append(seconds)
+        if len(polls) == 5:
+            (gated / "gate").write_text("")
+
+    monkeypatch.setattr(watching, "time", type("Clock", (), {"sleep": staticmethod(sleep)}))
+    try:
+        wait_for(lambda: (gated / "B.started").exists(), what="step B to start")
+        args = ["latest", "--store", str(gated / "gated.run.db"), "--watch", "--interval", "0.2"]
+        watched = CliRunner().invoke(watching.status, args)
+        assert runner.wait(timeout=60) == code
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert watched.exit_code == code, watched.output
+    assert len(polls) >= 5
+    blocks = re.split(r"^--- .*\n", watched.output, flags=re.M)
+    assert "running now: B/1" in blocks[0], blocks[0]
+    steady = [CLOCKS.sub("", block) for block in blocks]
+    assert len(set(steady)) == len(steady), watched.output  # no block printed twice
+    word = "failure" if fail else "success"
+    assert f": {word}; attempt 0 (restart)" in blocks[-1], blocks[-1]
+    assert sum(f": {word}; attempt" in block for block in blocks) == 1
+
+
 @pytest.mark.slow
 def test_a_run_whose_orchestrator_was_killed_is_abandoned_within_15_seconds(gated):
     (gated / "gate").unlink()

@@ -1,7 +1,8 @@
 """``sequent status`` and ``sequent logs``: what a run is doing now, and what it wrote.
 
 ``status --watch`` and ``logs --follow`` read the store (and the log files) again every
-``--interval`` seconds until the run is no longer running. Log text is printed escaped.
+``--interval`` seconds until the run is no longer running; ``status --watch`` prints only when
+what it would print changed (clocks aside), and the final state. Log text is printed escaped.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from .common import UsageProblem, flow_option, locate, reading, store_option, th
 _ORDER = ("active", "ready", "not started", "success", "failure", "skipped", "interrupted")
 
 
-def status_text(view: dict[str, Any]) -> str:
-    """The lines ``sequent status`` prints for one ``monitor.snapshot``."""
+def status_text(view: dict[str, Any], clocks: bool = True) -> str:
+    """The lines ``sequent status`` prints for one ``monitor.snapshot``.
+
+    ``clocks=False`` leaves out what changes with time alone (the heartbeat's age, how long a
+    step has run), so ``--watch`` can tell whether anything else changed.
+    """
     run, state = view["run"], view["state"]
     attempt = view["attempt"] or {}
     lease = view.get("lease") or {}
@@ -29,7 +34,7 @@ def status_text(view: dict[str, Any]) -> str:
         host = lease.get("host") or attempt.get("host")
         pid = lease.get("pid") or attempt.get("pid")
         beat = lease.get("heartbeat")
-        since = f", heartbeat {max(view['at'] - beat, 0):.0f} s ago" if beat else ""
+        since = f", heartbeat {max(view['at'] - beat, 0):.0f} s ago" if beat and clocks else ""
         if lease.get("stalled"):  # its heartbeat is stale, its process alive on this host
             head += (
                 f", but unresponsive (pid {pid} on {host}{since}; the process is alive: "
@@ -50,7 +55,7 @@ def status_text(view: dict[str, Any]) -> str:
     label = "Running now" if state == "running" else "Were running when it stopped"
     for row in view["running"]:
         started = row.get("started")
-        took = f", {view['at'] - started:.1f} s" if started else ""
+        took = f", {view['at'] - started:.1f} s" if started and clocks else ""
         node = f"{row['path']}/{row['sequence']}"
         lines.append(f"  {label.lower()}: {node} (since {when(started)}{took})")
     return "\n".join(safe_line(line) for line in lines)
@@ -84,15 +89,15 @@ def status(
         click.echo(status_text(view))
         if not watch:
             return
-        shown = status_text(view)
+        shown = status_text(view, clocks=False)
         while view["state"] == "running":
             time.sleep(interval)
             view = snapshot(opened, run_id)
-            text = status_text(view)
-            if text.splitlines()[1:] != shown.splitlines()[1:] or view["state"] != "running":
+            now = status_text(view, clocks=False)
+            if now != shown or view["state"] != "running":  # a change, or the end
                 click.echo(f"--- {when(view['at'])}")
-                click.echo(text)
-                shown = text
+                click.echo(status_text(view))
+                shown = now
     sys.exit(0 if view["state"] == "success" else 1)
 
 

@@ -61,13 +61,17 @@ _RUNS = f"SELECT {_RUN_FIELDS} FROM runs AS r LEFT JOIN leases AS l ON l.run_id 
 
 @attrs.frozen
 class Recovery:
-    """What a recover run of ``run_id`` would start from: its next attempt and latest statuses."""
+    """What a recover run of ``run_id`` would start from: its next attempt and latest statuses.
+
+    ``logdir`` is the log folder of the run's latest attempt that recorded one (None: none did).
+    """
 
     run_id: str
     attempt: int
     previous: Mapping[NodeKey, StepStatus]
     flow_name: str
     structure: Mapping[str, Any] | None
+    logdir: str | None = None
 
 
 class Reader(Database):
@@ -321,7 +325,15 @@ class Reader(Database):
         ).fetchone()[0]
         attempt = 1 if last is None else last + 1
         structure = _structure(conn, run_id, None, self.path)
-        return Recovery(run_id, attempt, previous, recorded_name, structure)
+        logged = conn.execute(
+            "SELECT attempt, logdir FROM attempts WHERE run_id = ? AND logdir IS NOT NULL "
+            "ORDER BY attempt DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        if logged is not None:  # where a recover given no logdir continues
+            check_rows("attempts", [{"attempt": logged[0], "logdir": logged[1]}], self.path, run_id)
+        logdir = None if logged is None else logged[1]
+        return Recovery(run_id, attempt, previous, recorded_name, structure, logdir)
 
     def _named_run(self, conn: sqlite3.Connection, flow_name: str, run_id: str) -> Any:
         row = conn.execute(

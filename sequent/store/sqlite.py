@@ -58,14 +58,15 @@ class SqliteStore(Reader):
         mode: RunMode,
         recovery_run: str | None = None,
         executor: str = "",
-        logs: Callable[[str], str] | None = None,
+        logs: Callable[[str, str | None], str] | None = None,
         force: bool = False,
     ) -> SqliteSession:
         """Record the start of a run (attempt 0) or of a recover attempt; return its recorder.
 
         The attempt takes the run's lease (``force``: even from a holder that looks alive);
-        its recorder keeps it alive (see ``lease``). ``logs(run_id)``, called inside the
-        transaction, makes the log folder and returns it for ``attempts.logdir``.
+        its recorder keeps it alive (see ``lease``). ``logs(run_id, recorded)``, called inside
+        the transaction, makes the log folder and returns it for ``attempts.logdir``;
+        ``recorded`` is the folder the run's latest attempt recorded (a recover), else None.
 
         Raises ``RecoveryError`` in recover mode when there is no run to recover,
         ``LeaseError`` when another orchestrator holds the run, ``StoreError`` when the store
@@ -104,7 +105,7 @@ class SqliteStore(Reader):
             _insert_attempt(conn, run_id, 0, RunMode.restart, now, executor, None)
             lease.claim(conn, run_id, 0, store=self.path, started=now)
             if logs is not None:
-                _record_logdir(conn, run_id, 0, logs(run_id))
+                _record_logdir(conn, run_id, 0, logs(run_id, None))
             return run_id
 
         run_id = self._write(write)
@@ -117,7 +118,7 @@ class SqliteStore(Reader):
         flow_name: str,
         recovery_run: str | None,
         executor: str,
-        logs: Callable[[str], str] | None,
+        logs: Callable[[str, str | None], str] | None,
         force: bool,
     ) -> SqliteSession:
         if self._conn is None:
@@ -150,7 +151,7 @@ class SqliteStore(Reader):
             if took_over:
                 notes.insert(0, took_over)
             if logs is not None:
-                _record_logdir(conn, found.run_id, found.attempt, logs(found.run_id))
+                _record_logdir(conn, found.run_id, found.attempt, logs(found.run_id, found.logdir))
             conn.execute(
                 "UPDATE runs SET ended = NULL, result = NULL WHERE run_id = ?", (found.run_id,)
             )

@@ -315,3 +315,99 @@ def test_two_users_run_flows_on_one_machine_without_interfering(shared_temp):
     status, second_run, err = as_other()
     assert status == 0, err
     assert sorted(p.name for p in (theirs / "mine").iterdir()) == sorted([their_run, second_run])
+
+
+def failed_run(store: Path, logs: Path, monkeypatch) -> tuple[str, Path]:
+    """A failed run of ``nightly`` that logged under ``logs``: its id and its folder."""
+    monkeypatch.setenv("SEQUENT_TEST_FAIL", "1")
+    with build(str(store), logdir=str(logs)) as flow:
+        assert flow.run() is False
+    monkeypatch.delenv("SEQUENT_TEST_FAIL")
+    return flow.run_id, logs / "nightly" / flow.run_id
+
+
+def recover(store: Path, **config) -> seq.Sequent:
+    flow = build(str(store), **config)
+    flow.run_mode = seq.RunMode.recover
+    return flow
+
+
+def test_a_recover_without_logdir_continues_in_the_folder_its_run_recorded(tmp_path, monkeypatch):
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    with recover(store) as again:
+        assert again.run() is True
+    assert again.run_id == run_id
+    assert not default_logdir(str(store)).exists()
+    assert attempts_logdirs(store) == [str(folder)] * 2
+    assert (folder / "talk@1.log").read_text().count("secret output") == 2
+    run_log = (folder / "run.log").read_text()
+    assert "(recover, attempt 1)" in run_log and f"logs in {folder}" in run_log
+    assert run_log.count("Processing finished with") == 2
+
+
+def test_an_explicit_logdir_still_wins_over_the_recorded_folder(tmp_path, monkeypatch):
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    with recover(store, logdir=str(tmp_path / "other")) as again:
+        assert again.run() is True
+    other = tmp_path / "other" / "nightly" / run_id
+    assert attempts_logdirs(store) == [str(folder), str(other)]
+    assert "(recover, attempt 1)" in (other / "run.log").read_text()
+    assert "(recover, attempt 1)" not in (folder / "run.log").read_text()
+
+
+def test_a_recorded_folder_that_became_a_link_is_refused(tmp_path, monkeypatch):
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    shutil.rmtree(folder)
+    (tmp_path / "elsewhere").mkdir()
+    folder.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with recover(store) as again:
+        refused(again, run_id, "symbolic link")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert not default_logdir(str(store)).exists()
+    assert attempts_logdirs(store) == [str(folder)]
+
+
+def test_a_recorded_folder_of_another_user_is_refused(tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    os.chown(folder, otheruser.UID, otheruser.GID)
+    with recover(store) as again:
+        refused(again, run_id, "belongs to another user", f"uid {otheruser.UID}")
+    assert not default_logdir(str(store)).exists()
+    assert attempts_logdirs(store) == [str(folder)]
+
+
+def test_a_refused_default_folder_does_not_stop_a_recover_that_logs_elsewhere(
+    tmp_path, monkeypatch
+):
+    """The default folder is not where such a recover logs, so its refusal is not checked."""
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    (tmp_path / "elsewhere").mkdir()
+    default_logdir(str(store)).symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with recover(store) as again:
+        assert again.run() is True
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert attempts_logdirs(store) == [str(folder)] * 2
+
+
+def test_a_recover_after_a_mark_continues_in_the_folder_of_the_last_attempt_that_logged(
+    tmp_path, monkeypatch
+):
+    """A mark's attempt logs nothing (``logdir`` NULL): the recover looks past it."""
+    from sequent.compiler import NodeKey
+    from sequent.marks import record_mark
+
+    store = tmp_path / "s.run.db"
+    run_id, folder = failed_run(store, tmp_path / "custom", monkeypatch)
+    with seq.store.open_store(str(store)) as opened:
+        record_mark(opened, run_id, NodeKey("talk", 1), seq.StepStatus.failure, "again")
+    with recover(store) as again:
+        assert again.run() is True
+    assert attempts_logdirs(store) == [str(folder), None, str(folder)]
+    assert not default_logdir(str(store)).exists()
