@@ -153,9 +153,9 @@ class Scheduler(Stopping):
         finally:
             restore()
         for key, outcome in self._retry_wait.items():  # stopped during a retry's back-off
-            if self.interrupted_by:
-                self.state.done(key, StepStatus.interrupted, f"its retry was not started: the "
-                                f"run was interrupted ({self.interrupted_by})")  # fmt: skip
+            if self.interrupted_by or self.taken_over:
+                self.state.done(key, StepStatus.interrupted,
+                                f"its retry was not started: {self._stop_reason()}")  # fmt: skip
             else:  # it ends with its last try, recorded when it failed: no second row of it
                 self._recorded.add(key)
                 self.state.done(key, StepStatus.failure, outcome.error)

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -445,3 +446,33 @@ def test_a_step_waiting_for_its_retry_when_the_run_stops_keeps_one_row_per_try(t
     assert [name for name in calls.names()] == ["r/1"]
     rows = storehelp.query(store, "SELECT status, retry FROM events WHERE path = 'r' ORDER BY seq")
     assert rows == [("ready", 0), ("active", 0), ("failure", 0)], rows
+
+
+def interrupt_once_seen(store: str, path: str) -> None:
+    """A step that sends SIGINT to its own process once ``path``'s failed try is in ``store``."""
+    deadline = time.monotonic() + 30
+    while not storehelp.query(
+        Path(store), "SELECT 1 FROM events WHERE path = ? AND status = 'failure'", path
+    ):
+        assert time.monotonic() < deadline, f"{path}'s failure never reached the store"
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_step_waiting_for_its_retry_when_a_signal_stops_the_run_ends_interrupted(
+    tmp_path, calls
+):
+    store = tmp_path / "retry.run.db"
+    flow = flow_on(store, config={"max_concurrent": 0})
+    flow.add_step("r", func=calls, kwargs={"fail": True}, retries=2, retry_delay=60)
+    flow.add_step("c", func=interrupt_once_seen, args=(str(store), "r"))
+    with pytest.raises(KeyboardInterrupt):
+        flow.run()
+    flow.close()
+    assert calls.names() == ["r/1"]
+    rows = storehelp.query(
+        store, "SELECT status, retry, error FROM events WHERE path = 'r' ORDER BY seq"
+    )
+    assert [row[:2] for row in rows] == [("ready", 0), ("active", 0), ("failure", 0),
+                                         ("interrupted", 0)], rows  # fmt: skip
+    assert rows[-1][2] == "its retry was not started: the run was interrupted (SIGINT)"
