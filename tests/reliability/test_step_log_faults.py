@@ -47,7 +47,8 @@ def test_lines_logged_before_a_timeout_are_in_the_step_log(executor, make_flow, 
         pytest.importorskip("loky")
     # serial cannot stop a step: it judges the time taken once the step returns
     hang = 3.5 if executor == "serial" else 30.0
-    flow = make_flow(executor, name="timeouts", max_concurrent=0)
+    # stop_on_exception off: the serial executor runs one step at a time, and both must run
+    flow = make_flow(executor, name="timeouts", max_concurrent=0, stop_on_exception=False)
     # Warm the pool first, one step per worker: a timeout counts from the submission, and
     # a loaded machine may take a while to hand a step to a worker.
     warm = [flow.add_step(f"warm{n}", func=time.sleep, args=(0.3,)) for n in range(WORKERS)]
