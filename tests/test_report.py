@@ -4,6 +4,7 @@ after its scripts ran (the header, the timelines, the filter, the grid) on real 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import struct
 import time
@@ -422,3 +423,30 @@ def assert_non_trivial_png(path):
     blank = rows[-1]
     assert sum(1 for row in rows if row != blank) > height // 4, "the page is mostly blank"
     assert len(set(raw)) > 40, "too few distinct values for a rendered page"
+
+
+def fail_with_markup() -> None:
+    raise ValueError("x <!--<script> y </script> z")
+
+
+@pytest.mark.slow
+def test_markup_in_an_error_does_not_stop_the_page_in_chromium(browser, tmp_path):
+    """``<!--<script>`` inside the page's JSON would make the HTML parser swallow the closing
+    tag of its script element: nothing would be drawn."""
+    store_path = tmp_path / "markup.run.db"
+    flow = seq.Sequent(name="markup", store=str(store_path), executor="thread",
+                       logging_level=logging.WARNING,
+                       config={"logdir": str(tmp_path / "logs")})  # fmt: skip
+    flow.add_step("bad", func=fail_with_markup)
+    flow.add_step("after", func=int)
+    assert flow.run() is False
+    run_id = flow.run_id
+    flow.close()
+    page = report(store_path, run_id, tmp_path)
+    html = page.read_text(encoding="utf-8")
+    assert "<!--<script>" not in html.split("<body", 1)[1]  # escaped, as text and as data
+    dom = runs.dump_dom(browser, tmp_path / "p", page)
+    assert grid_columns(dom) == ["0"]
+    ((_, drawn),) = timelines(dom)
+    assert [name for name, *_ in drawn] == ["bad/1", "after/1"]
+    assert header_problems(dom) == [("unhandled", "bad/1")]

@@ -283,5 +283,7 @@ TOTAL_WIDTH = LABEL_WIDTH + PLOT_WIDTH + RIGHT
 
 
 def script_json(data: Any) -> str:
-    """JSON safe inside a script element (no ``</`` can close it early)."""
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """JSON safe inside a script element: every ``<`` written ``\\u003c`` (as JSON allows), so
+    neither ``</script>`` nor ``<!--`` (which makes ``<script`` hide the closing tag) can end
+    or swallow it."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
