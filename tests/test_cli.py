@@ -656,3 +656,16 @@ def test_live_progress_on_a_terminal(folder):
     assert "5/5 steps done" in screen
     assert "\x1b[" in screen  # drawn with terminal control sequences
     assert stdout.startswith("ran run ")
+
+
+@pytest.mark.slow  # a subprocess
+@pytest.mark.parametrize("module", ["sequent", "sequent.cli"])
+def test_python_dash_m_runs_the_command(module, empty_cwd):
+    done = subprocess.run(
+        [sys.executable, "-m", module, "runs", "--store", "none.run.db"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert "no store at 'none.run.db'" in done.stderr, done.stderr
