@@ -142,9 +142,14 @@ def _dask_cluster(
             f"--address/--scheduler-file reach a Dask cluster; drop --executor {executor} "
             f"or use --executor dask"
         )
+    from ..errors import SequentError
     from ..executors.dask import DaskExecutor
 
-    flow.executor = DaskExecutor(address=address, scheduler_file=scheduler_file)
+    try:
+        flow.executor = DaskExecutor(address=address, scheduler_file=scheduler_file)
+    except SequentError as exc:  # a missing scheduler file, an address Dask cannot parse
+        option = "--address" if address else "--scheduler-file"
+        raise UsageProblem(f"{option}: {exc}") from None
 
 
 def _recovered_run(flow: Sequent, reference: str | None) -> str | None:

@@ -57,6 +57,8 @@ class Connection:
                 "DaskExecutor(adapt=...) scales a cluster object (cluster=...) or sequent's own "
                 "local cluster; a scheduler reached by address is scaled by whoever runs it"
             )
+        if self.address is not None:
+            _check_address(self.address)
         if self.scheduler_file is not None and not os.path.isfile(self.scheduler_file):
             raise ClusterError(
                 f"the Dask scheduler file {self.scheduler_file!r} does not exist; start the "
@@ -73,6 +75,21 @@ class Connection:
         if address:
             return f"the scheduler at {address}"
         return "a local cluster on 127.0.0.1"
+
+
+def _check_address(address: Any) -> None:
+    """Raise ``ClusterError`` for an address Dask cannot parse (before any connection)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except (TypeError, ValueError) as exc:
+        raise ClusterError(
+            f"{address!r} is not a Dask scheduler address ({exc}); give tcp://HOST:PORT, as "
+            f"the scheduler prints it"
+        ) from None
 
 
 def _configured_address() -> str | None:

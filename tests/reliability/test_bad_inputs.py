@@ -1222,6 +1222,16 @@ COMMANDS = [
     BadCommand("run-missing-file", ("run", "{tmp}/missing.py"), ("missing.py",)),
     BadCommand("run-a-directory", ("run", "{tmp}"), ("is not a file",)),
     BadCommand("run-unknown-object", ("run", "{tmp}/flow.py:nothing"), ("'nothing'",)),
+    BadCommand(
+        "run-missing-scheduler-file",
+        ("run", "{tmp}/flow.py", "--scheduler-file", "{tmp}/none.json"),
+        ("--scheduler-file", "none.json", "does not exist"),
+    ),
+    BadCommand(
+        "run-malformed-address",
+        ("run", "{tmp}/flow.py", "--address", "notanaddress:::"),
+        ("--address", "'notanaddress:::'", "tcp://HOST:PORT"),
+    ),
     BadCommand("run-object-not-a-flow", ("run", "{tmp}/flow.py:HERE"), ("HERE", "not a Sequent")),
     BadCommand(
         "run-file-without-flow",
