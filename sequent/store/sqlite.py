@@ -30,7 +30,7 @@ from typing import Any
 from ..compiler import Plan
 from ..compiler.structure import decoded, describe_changes, structure_of
 from ..errors import RecoveryError
-from ..status import RunMode
+from ..status import RunMode, StepStatus
 from ..version import __version__
 from . import lease
 from .reading import Reader, Recovery
@@ -150,6 +150,8 @@ class SqliteStore(Reader):
             )
             if took_over:
                 notes.insert(0, took_over)
+            if executor != "dask" and not force:
+                _check_no_orphans_on_a_cluster(conn, found)
             if logs is not None:
                 _record_logdir(conn, found.run_id, found.attempt, logs(found.run_id, found.logdir))
             conn.execute(
@@ -164,6 +166,38 @@ class SqliteStore(Reader):
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
+
+
+def _check_no_orphans_on_a_cluster(conn: sqlite3.Connection, found: Recovery) -> None:
+    """Refuse (``RecoveryError``) a recover off Dask of a run whose last attempt ran on a Dask
+    cluster and may have left step bodies running there: its orchestrator died (the attempt
+    never ended; what it started may not be recorded yet) or it left steps ``ready``,
+    ``active`` or ``interrupted`` (an interrupted Dask task runs on). Only a recover on that
+    cluster waits for them or cancels them: never run twice at once (SPEC 3.2)."""
+    last = conn.execute(
+        "SELECT attempt, executor, ended FROM attempts WHERE run_id = ? AND mode != 'mark' "
+        "AND attempt < ? ORDER BY attempt DESC LIMIT 1",  # (a mark's attempt runs nothing)
+        (found.run_id, found.attempt),
+    ).fetchone()
+    if last is None or last[1] != "dask":
+        return
+    left = sorted(f"{key.path}/{key.sequence}" for key, status in found.previous.items()
+                  if status in _MAY_RUN_ON)  # fmt: skip
+    if last[2] is not None and not left:
+        return
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    what = f"{shown} may still run there" if left else "steps it started may still run there"
+    why = "its orchestrator stopped" if last[2] is None else "it ended"
+    raise RecoveryError(
+        f"run {found.run_id}'s attempt {last[0]} ran on a Dask cluster and {why} with steps "
+        f"unfinished: {what}. Recover on that cluster (sequent recover ... --address "
+        f"tcp://HOST:PORT, or executor=DaskExecutor(address=...)) so they are waited for or "
+        f"cancelled, or recover with --force (force=True) to run them again now"
+    )
+
+
+#: Statuses of a step whose Dask task may still run after its attempt (an interrupted task runs on).
+_MAY_RUN_ON = (StepStatus.ready, StepStatus.active, StepStatus.interrupted)
 
 
 def new_run_id() -> str:

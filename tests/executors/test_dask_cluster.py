@@ -239,6 +239,19 @@ def test_a_step_left_running_by_a_killed_orchestrator_is_waited_for_by_recover(l
     wait_for(lambda: starts.exists() and starts.read_text(), 60, "the step to start")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    # off the cluster, the recover is refused: the orphan still runs there
+    elsewhere = subprocess.run(
+        [*command, "recover", "flow.py:flow", "--executor", "thread", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert elsewhere.returncode == 2, elsewhere
+    assert "ran on a Dask cluster" in elsewhere.stderr and "may still run there" in elsewhere.stderr
+    assert "--address" in elsewhere.stderr and "--force" in elsewhere.stderr
+    assert len(open_store(str(tmp_path / "orphan.run.db")).attempts(_only_run(tmp_path))) == 1
     recover = subprocess.Popen(
         [*command, "recover", "flow.py:flow", "--address", live.address, "--no-progress"],
         cwd=tmp_path,
@@ -261,6 +274,11 @@ def test_a_step_left_running_by_a_killed_orchestrator_is_waited_for_by_recover(l
     (run,) = store.runs()
     final = store.nodes(run["run_id"])
     assert [(n["path"], n["status"]) for n in final] == [("locked", "success")]
+
+
+def _only_run(folder: Path) -> str:
+    (run,) = open_store(str(folder / "orphan.run.db")).runs()
+    return str(run["run_id"])
 
 
 # -- step context per step --------------------------------------------------------------------
