@@ -445,5 +445,7 @@ def test_a_stalled_run_taken_over_launches_nothing_when_it_resumes(folder):
     assert status == 1, err
     assert ran(folder) == Counter({("first", 0): 1, ("gate", 0): 1})  # ``last`` never ran
     events = attempt_events(store, run["run_id"], 0)
-    assert events["gate"][-1][0] == "success"  # it ran to its end in this attempt
+    # the gate ends as it resumes: recorded as it ended, or interrupted when the lease's loss
+    # was seen first (both are true records); what matters is that nothing more started
+    assert events["gate"][-1][0] in ("success", "interrupted")
     assert "active" not in [status for status, _ in events.get("last", [])]
