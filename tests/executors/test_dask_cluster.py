@@ -338,9 +338,22 @@ def test_hosts_that_match_no_worker_fail_before_anything_is_written(live, tmp_pa
     assert not (tmp_path / "cluster.run.db").exists()
 
 
+def test_an_unknown_entry_beside_a_valid_one_fails_before_anything_is_written(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    flow.add_step("typo", func=where, hosts=["w1", "typo-host"])
+    with pytest.raises(UnknownHostError) as caught:
+        flow.run()
+    flow.close()
+    message = str(caught.value)
+    assert "step 'typo': hosts=['w1', 'typo-host']: 'typo-host' matches no worker" in message
+    assert "w1 (tcp://127.0.0.1:" in message and "w2 (tcp://127.0.0.1:" in message
+    assert not (tmp_path / "cluster.run.db").exists()
+
+
 def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
     flow = flow_on(live, tmp_path, hosts_wait=1)
     flow.add_step("later", func=where, hosts=["w9"])
+    flow.add_step("beside", func=where, hosts=["w1", "w8"])
     flow.add_step("now", func=where)
     try:
         assert flow.run() is False
@@ -348,8 +361,81 @@ def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
         flow.close()
     nodes = {n["path"]: n for n in open_store(flow.store_path).nodes(flow.run_id)}
     assert nodes["now"]["status"] == "success"
+    assert nodes["beside"]["status"] == "success"  # on w1, the entry that is connected
     assert nodes["later"]["status"] == "failure"
     assert "no worker matching hosts=['w9'] joined within 1 s" in nodes["later"]["error"]
+    run_log = (tmp_path / "logs" / "cluster" / flow.run_id / "run.log").read_text()
+    assert "Step 'later': hosts=['w9'] match no connected worker yet" in run_log
+    assert "Step 'beside': hosts=['w1', 'w8']: 'w8' matches no connected worker yet" in run_log
+
+
+def kill_group_and_wait_gone(group: int, address: str) -> str:
+    """SIGKILL a worker's nanny and worker (its process group); return once the scheduler
+    dropped it (a step: ``wait_for`` cannot be imported on the workers)."""
+    os.killpg(group, signal.SIGKILL)
+    client = distributed.get_client()
+    deadline = time.monotonic() + 60
+    while address in client.scheduler_info(n_workers=-1)["workers"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the scheduler still lists {address} after 60 s")
+        time.sleep(0.05)
+    return address
+
+
+def test_a_retry_pinned_to_a_restarted_worker_runs_on_its_new_process(live, tmp_path):
+    """The nanny brings w2 back on a new address: the retry goes there, not to the dead one."""
+    starts = tmp_path / "starts.txt"
+    old = workers_by_name(live)["w2"]["address"]
+    flow = flow_on(live, tmp_path)
+    flow.add_step("once", func=non_idempotent, args=(str(starts),), retries=1, hosts=["w2"])
+    killer = kill_first_start(starts)
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    killer.join(5)
+    first, second = (line.split() for line in starts.read_text().splitlines())
+    assert first[1] == second[1] == "w2" and first[0] != second[0]
+    events = [
+        (e["status"], e["retry"])
+        for e in open_store(flow.store_path).events(flow.run_id)
+        if e["status"] in ("success", "failure")
+    ]
+    assert events == [("failure", 0), ("success", 1)]
+    assert workers_by_name(live)["w2"]["address"] != old
+
+
+def test_a_step_whose_worker_left_for_good_fails_after_hosts_wait(live, tmp_path):
+    """w3 is there when the run starts and gone when its step is submitted: no hang."""
+    live.start_worker("w3", 1)
+    try:
+        live.wait_workers(live.client, [*WORKERS, "w3"])
+        address = workers_by_name(live)["w3"]["address"]
+        flow = flow_on(live, tmp_path, hosts_wait=2)
+        first = flow.add_step("first", func=where, hosts=["w3"])
+        stop = flow.add_step(
+            "stop",
+            func=kill_group_and_wait_gone,
+            args=(live.processes["w3"].pid, address),
+            hosts=["w1"],
+            requires=((first, seq.StepStatus.success),),
+        )
+        flow.add_step("then", func=where, hosts=["w3"], requires=((stop, seq.StepStatus.success),))
+        started = time.monotonic()
+        try:
+            assert flow.run() is False
+        finally:
+            flow.close()
+        assert time.monotonic() - started < 60
+    finally:
+        live.stop_one("w3")
+    nodes = {n["path"]: n for n in open_store(flow.store_path).nodes(flow.run_id)}
+    assert nodes["first"]["status"] == nodes["stop"]["status"] == "success"
+    assert nodes["then"]["status"] == "failure"
+    error = nodes["then"]["error"]
+    assert error.startswith("UnknownHostError: step 'then': no worker matching hosts=['w3']")
+    assert "joined within 2 s (workers: " in error and "w1 (tcp://127.0.0.1:" in error
+    assert "w3" not in error.split("(workers: ")[1]
 
 
 # -- timeouts ---------------------------------------------------------------------------------
