@@ -77,13 +77,19 @@ def values(store_path: str, run_id: str) -> dict[tuple[str, str], object]:
     }
 
 
-def flow_on(cluster: Cluster, tmp_path: Path, name: str = "cluster", **config) -> seq.Sequent:
+def flow_on(
+    cluster: Cluster,
+    tmp_path: Path,
+    name: str = "cluster",
+    executor: DaskExecutor | None = None,
+    **config,
+) -> seq.Sequent:
     config.setdefault("logdir", str(tmp_path / "logs"))
     config.setdefault("max_concurrent", 0)
     return seq.Sequent(
         name=name,
         store=str(tmp_path / "cluster.run.db"),
-        executor=DaskExecutor(address=cluster.address),
+        executor=executor or DaskExecutor(address=cluster.address),
         logging_level=logging.INFO,
         config=config,
     )
@@ -403,6 +409,34 @@ def test_a_retry_pinned_to_a_restarted_worker_runs_on_its_new_process(live, tmp_
     ]
     assert events == [("failure", 0), ("success", 1)]
     assert workers_by_name(live)["w2"]["address"] != old
+
+
+def test_a_task_sent_to_a_worker_that_had_just_left_is_placed_again(live, tmp_path):
+    """The step's hosts were resolved to an address no worker has any more (the news of its
+    leaving not yet in): the scheduler plugin says so, and the step, which never ran, goes to
+    the workers its hosts name now, as the same try."""
+    backend = DaskExecutor(address=live.address)
+    real, calls = backend._roster.resolve, []
+
+    def stale(hosts: tuple[str, ...]) -> list[str]:
+        calls.append(hosts)
+        return ["tcp://127.0.0.1:9"] if len(calls) == 1 else real(hosts)
+
+    backend._roster.resolve = stale  # type: ignore[method-assign]
+    flow = flow_on(live, tmp_path, executor=backend)
+    flow.add_step("moved", func=where, hosts=["w1"])
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    assert calls == [("w1",), ("w1",)]
+    assert values(flow.store_path, flow.run_id) == {("moved", "1"): "w1"}
+    events = [
+        (e["status"], e["retry"])
+        for e in open_store(flow.store_path).events(flow.run_id)
+        if e["status"] in ("success", "failure")
+    ]
+    assert events == [("success", 0)]
 
 
 def test_a_step_whose_worker_left_for_good_fails_after_hosts_wait(live, tmp_path):
