@@ -194,6 +194,8 @@ def _announce(plan: Plan, backend: Any, options: FlowOptions, run_id: str, prepa
     """Log where steps run and what the executor ignores; settle a recover's orphans."""
     if hasattr(backend, "where"):
         log.info("Steps run on %s", backend.where())
+    for notice in getattr(backend, "notices", ()):  # said in prepare, before the log was open
+        log.warning("%s", notice)
     if not prepared:
         _warn_hosts_ignored(plan, backend.name)
     settle = getattr(backend, "settle_orphans", None)

@@ -3,9 +3,14 @@
 Where the cluster is (a client, a cluster object, an address, a scheduler file, Dask's own
 ``DASK_SCHEDULER_ADDRESS``, or a private ``LocalCluster`` on 127.0.0.1) is decided by
 ``dask_connect``; ``prepare`` connects before the run is written (an unreachable cluster is a
-``ClusterError`` then), resolves every step's ``hosts=`` against the connected workers
-(``dask_hosts``) and installs the scheduler plugin that keeps Dask from rerunning sequent's
+``ClusterError`` then), checks every entry of every step's ``hosts=`` against the connected
+workers (``dask_hosts``) and installs the scheduler plugin that keeps Dask from rerunning sequent's
 tasks after a worker died (``dask_plugin``).
+
+A step's hosts are turned into worker addresses when it is submitted, from a cache of the
+connected workers that the scheduler plugin's worker events refresh (a restarted worker has a
+new address); hosts that match no connected worker then wait for one, at most
+``config['hosts_wait']`` seconds (60 unless set), and fail the step after that.
 
 The flow of one step:
 
@@ -44,14 +49,16 @@ from ..program import kill_programs
 from . import dask_hosts
 from .clock import Clock
 from .dask_connect import Connection, open_client
-from .dask_plugin import PREFIX, AtMostOnce
+from .dask_plugin import PREFIX, WORKERS, AtMostOnce
 from .dask_remote import TOPIC, running_steps
 from .dask_results import Entry, Placement, Results, Sender, Tracker, failure, outcome_of
 from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
 
-HOSTS_WAIT = 60.0  # seconds an adaptive cluster has to bring a worker a step's hosts= names
+#: Seconds a step waits for a worker its hosts= name when ``hosts_wait`` is not set (its
+#: worker restarting, or an adaptive cluster bringing one).
+HOSTS_WAIT = 60.0
 
 
 class DaskExecutor:
@@ -105,6 +112,11 @@ class DaskExecutor:
         self.tracker: Tracker | None = None
         self._clock = Clock(self._timed_out, name="sequent-dask-timeouts")
         self._plugged = False
+        self._roster = dask_hosts.Roster(self._connected_workers)
+        self._shut = False
+        self._workers_topic = WORKERS
+        #: Warnings for the run log, said when the run's log is open (``prepare`` runs before).
+        self.notices: list[str] = []
         #: True once ``prepare`` ran: timeouts then count from the start on the worker, here.
         self.times_steps = False
 
@@ -139,10 +151,19 @@ class DaskExecutor:
                 exc,
             )
         client.subscribe_topic(TOPIC, self._started)
+        # Without the plugin, Dask's own topic of everything says when workers come and go.
+        self._workers_topic = WORKERS if protected else "all"
+        client.subscribe_topic(self._workers_topic, self._workers_event)
+        self._shut = False
         self._results = Results(self, client)
         usable = Tracker.usable(client)
         self.tracker = Tracker(self, client, self._results, protected) if usable else None
         self._sender = Sender(self, client, self._results)
+
+    def _connected_workers(self) -> list[dask_hosts.WorkerInfo]:
+        if self._shut or self._client is None:  # never reconnect for a step still waiting
+            raise ClusterError("the Dask executor was shut down")
+        return dask_hosts.connected_workers(self._client)
 
     def where(self) -> str:
         """The cluster the steps run on, in words (for the run log)."""
@@ -154,13 +175,16 @@ class DaskExecutor:
         return f"{self.connection.where()} ({count} worker{'s' if count != 1 else ''})"
 
     def prepare(self, plan: Any, config: Any) -> None:
-        """Connect, and resolve each step's ``hosts=``; raise before anything is written.
+        """Connect, and check each entry of each step's ``hosts=``; raise before anything is
+        written.
 
         Raises ``ClusterError`` when the cluster cannot be reached and ``UnknownHostError``
-        naming the step (and listing the workers) when a step's hosts match no worker, unless
-        workers may still join (``config['hosts_wait']`` seconds, or an adaptive cluster).
+        naming the step and the entry (and listing the workers) when an entry matches no
+        worker, unless workers may still join (``config['hosts_wait']``, or an adaptive
+        cluster): then a warning for the run log (``notices``).
         """
-        client = self.client
+        self.client  # noqa: B018 - connects (and plugs) here, before anything is written
+        self.notices = []
         wait = config.get("hosts_wait") if hasattr(config, "get") else None
         if wait is None and self.connection.adapt:
             wait = HOSTS_WAIT
@@ -171,28 +195,25 @@ class DaskExecutor:
                 continue
             resources = step.config.get("dask_resources")
             self._placement[step.path_name] = Placement(
-                None, dict(resources) if resources else None, step.timeout, float(wait or 0)
+                dict(resources) if resources else None,
+                step.timeout,
+                float(HOSTS_WAIT if wait is None else wait),
             )
             if step.hosts:
                 steps[step.path_name] = tuple(step.hosts)
-        workers = dask_hosts.connected_workers(client) if steps else []
-        resolved, unmatched = dask_hosts.placements(steps, workers)
-        for path, found in resolved.items():
-            self._placement[path].workers = found
-        for path, hosts in unmatched.items():
+        workers = self._roster.workers() if steps else []
+        for path, missing in dask_hosts.unmatched(steps, workers).items():
+            which = dask_hosts.entries(steps[path], missing)
             if not wait:
                 raise UnknownHostError(
-                    f"step {path!r}: hosts={list(hosts)} match no worker of "
+                    f"step {path!r}: {which} of "
                     f"{self.connection.where()} (workers: {dask_hosts.describe(workers)}); "
                     f"name a worker by its name, address, host name or IP, or set "
                     f"config['hosts_wait'] to wait for such a worker to join"
                 )
-            log.warning(
-                "Step %r: hosts=%s match no connected worker yet; it fails if none joins "
-                "within %g s of its start",
-                path,
-                list(hosts),
-                wait,
+            self.notices.append(
+                f"Step {path!r}: {which.replace(' no worker', ' no connected worker yet')}; "
+                f"the step waits up to {wait:g} s for one when it is submitted"
             )
         if self.tracker is not None:
             self.tracker.count_threads()
@@ -201,36 +222,53 @@ class DaskExecutor:
     # -- running ----------------------------------------------------------------------------
 
     def submit(self, task: Task, hosts: tuple[str, ...] | None = None) -> Future[Outcome]:
-        """Submit ``task`` as a Dask task on the workers its step's ``hosts`` name."""
-        client = self.client
-        context = task.context
-        placement = self._placement.get(context.name) or Placement(None, None, None, 0.0)
+        """Submit ``task`` as a Dask task on the connected workers its step's ``hosts`` name."""
+        self.client  # noqa: B018 - connects (and plugs) on first use
+        placement = self._placement.get(task.context.name) or Placement(None, None, 0.0)
         future: Future[Outcome] = Future()
         future.set_running_or_notify_cancel()
-        workers = placement.workers
-        if hosts and workers is None:
-            workers = dask_hosts.matching(hosts, dask_hosts.connected_workers(client))
-            if not workers and not placement.hosts_wait:
-                future.set_result(failure(f"UnknownHostError: {_no_match(task, hosts)}"))
-                return future
+        self._place(task, tuple(hosts) if hosts else None, placement, future)
+        return future
+
+    def _place(
+        self,
+        task: Task,
+        hosts: tuple[str, ...] | None,
+        placement: Placement,
+        future: Future[Outcome],
+    ) -> None:
+        """Send ``task`` to the workers ``hosts`` name now, or wait for one in a thread."""
+        workers = None
+        if hosts:
+            try:
+                workers = self._roster.resolve(hosts)
+            except Exception as exc:  # noqa: BLE001 - the connection went: the step fails
+                missed = dask_hosts.no_match(task.context.name, hosts)
+                future.set_result(failure(f"ClusterError: {missed} ({exc})"))
+                return
         if hosts and not workers:
+            if not placement.hosts_wait:
+                missed = dask_hosts.no_match(task.context.name, hosts)
+                future.set_result(failure(f"UnknownHostError: {missed}"))
+                return
             threading.Thread(
                 target=self._await_hosts, args=(task, hosts, placement, future), daemon=True
             ).start()
-            return future
-        self._send(task, future, workers, placement)
-        return future
+            return
+        self._send(task, future, hosts, workers, placement)
 
     def _send(
         self,
         task: Task,
         future: Future[Outcome],
+        hosts: tuple[str, ...] | None,
         workers: list[str] | None,
         placement: Placement,
     ) -> None:
         context = task.context
         key = f"{PREFIX}{context.run_id}-{context.name}-{context.sequence}-{uuid.uuid4().hex[:8]}"
         entry = Entry(future, task, placement)
+        entry.hosts = hosts
         entry.workers = workers or None
         entry.announce = bool(placement.timeout) and self.times_steps
         with self._lock:
@@ -242,24 +280,56 @@ class DaskExecutor:
     def _await_hosts(
         self, task: Task, hosts: tuple[str, ...], placement: Placement, future: Future[Outcome]
     ) -> None:
-        """Wait up to ``hosts_wait`` seconds for a worker that ``hosts`` names, then send."""
+        """Wait up to ``hosts_wait`` seconds for a worker that ``hosts`` names, then send.
+
+        Woken by every change of the workers (``Roster.changed``), not by polling.
+        """
         deadline = time.monotonic() + placement.hosts_wait
-        workers: list[Any] = []
         while not future.done():
             try:
-                workers = dask_hosts.connected_workers(self.client)
+                found = self._roster.resolve(hosts)
             except Exception:  # noqa: BLE001 - the connection went; the step fails below
                 break
-            found = dask_hosts.matching(hosts, workers)
             if found:
-                self._send(task, future, found, placement)
+                self._send(task, future, hosts, found, placement)
                 return
             if time.monotonic() >= deadline:
                 break
-            time.sleep(0.5)
+            self._roster.wait_change(deadline)
         if not future.done():
-            error = _no_match(task, hosts, workers, waited=placement.hosts_wait)
+            try:
+                workers: list[Any] | None = self._roster.workers()
+            except Exception:  # noqa: BLE001 - the message lists the workers if it can
+                workers = None
+            name, waited = task.context.name, placement.hosts_wait
+            error = dask_hosts.no_match(name, hosts, workers, waited=waited)
             future.set_result(failure(f"UnknownHostError: {error}"))
+
+    def _workers_event(self, event: Any) -> None:
+        """A worker joined or left, or a task came restricted to workers that are gone (on
+        Dask's loop): resolve hosts again; send such a task (it never ran) to today's workers."""
+        _, info = event
+        action = info.get("action") if isinstance(info, dict) else None
+        if action in ("add-worker", "remove-worker", "stranded"):
+            self._roster.changed()
+        if action != "stranded":
+            return
+        with self._lock:
+            stranded = [self._running.pop(key, None) for key in info.get("keys", ())]
+            entries = [entry for entry in stranded if entry is not None]
+            for entry in entries:
+                entry.cancelled = True  # one the sender has not sent yet is never sent
+        if entries:
+            threading.Thread(target=self._resend, args=(entries,), daemon=True).start()
+
+    def _resend(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            with self._lock:
+                task_future = entry.dask
+            if task_future is not None:
+                task_future.cancel()
+            if not entry.future.done():
+                self._place(entry.task, entry.hosts, entry.placement, entry.future)
 
     def _started(self, event: Any) -> None:
         """A worker began a step: its timeout counts from now (called on Dask's loop)."""
@@ -342,12 +412,14 @@ class DaskExecutor:
     def shutdown(self) -> None:
         """Close the client and the local cluster this backend started (not ones given to it)."""
         with self._lock:
+            self._shut = True
             running = list(self._running.values())
             self._running.clear()
         for entry in running:
             stopped = "WorkerError: the Dask executor was shut down while the step ran"
             entry.settle(failure(stopped, started=entry.began or entry.sent))
         self._clock.stop()
+        self._roster.changed()  # steps waiting for their hosts find the client gone and fail
         if self._sender is not None:
             self._sender.stop()
             self._sender = None
@@ -361,6 +433,7 @@ class DaskExecutor:
         if client is not None and self._plugged:
             try:
                 client.unsubscribe_topic(TOPIC)
+                client.unsubscribe_topic(self._workers_topic)
             except Exception:  # noqa: BLE001 - a closed connection has no subscription left
                 pass
             self._plugged = False
@@ -382,14 +455,6 @@ def _connect_timeout() -> float:
 
 #: The name the documentation and SPEC 3.2 use.
 DaskBackend = DaskExecutor  # the name before 0.2
-
-
-def _no_match(
-    task: Task, hosts: tuple[str, ...], workers: list[Any] | None = None, waited: float = 0
-) -> str:
-    within = f" joined within {waited:g} s" if waited else " is connected"
-    shown = f" (workers: {dask_hosts.describe(workers)})" if workers is not None else ""
-    return f"step {task.context.name!r}: no worker matching hosts={list(hosts)}{within}{shown}"
 
 
 def _kill_programs_on_workers(client: distributed.Client | None, step: tuple[Any, ...]) -> None:

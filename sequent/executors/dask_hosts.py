@@ -5,13 +5,22 @@ IP in its address) or the host name of its machine; an entry that is a host name
 matches every worker whose IP it resolves to (``localhost`` matches workers on 127.0.0.1).
 The result is a list of worker addresses, handed to Dask as ``workers=`` with no fallback.
 
-Mutates nothing.
+Addresses change when a worker restarts (a nanny brings it back on a new port under the same
+name), so a step's hosts are resolved when the step is submitted, against a ``Roster``: the
+connected workers, cached, and dropped when the scheduler says a worker joined or left.
+
+    scheduler event (a worker joined/left) ──> Roster.changed(): cache dropped, waiters woken
+    submit(step) ──> Roster.resolve(hosts): cached addresses, or one fetch after a change
+
+Mutates nothing but a ``Roster``'s own cache.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -85,16 +94,89 @@ def describe(workers: Iterable[WorkerInfo]) -> str:
     return ", ".join(shown) if shown else "no workers"
 
 
-def placements(
+def unmatched(
     steps: Mapping[str, tuple[str, ...]], workers: list[WorkerInfo]
-) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
-    """For each step path: the worker addresses its hosts name; and the steps that name none."""
-    resolved: dict[str, list[str]] = {}
-    unmatched: dict[str, tuple[str, ...]] = {}
+) -> dict[str, list[str]]:
+    """For each step path whose hosts hold an entry that names no worker: those entries."""
+    found: dict[str, list[str]] = {}
     for path, hosts in steps.items():
-        found = matching(hosts, workers)
-        if found:
-            resolved[path] = found
-        else:
-            unmatched[path] = hosts
-    return resolved, unmatched
+        missing = [entry for entry in hosts if not matching([entry], workers)]
+        if missing:
+            found[path] = missing
+    return found
+
+
+def entries(hosts: tuple[str, ...], missing: list[str]) -> str:
+    """Which entries of ``hosts`` match no worker, in words (for an error or a warning)."""
+    if len(missing) == len(hosts):
+        return f"hosts={list(hosts)} match no worker"
+    named = ", ".join(repr(entry) for entry in missing)
+    verb = "matches" if len(missing) == 1 else "match"
+    return f"hosts={list(hosts)}: {named} {verb} no worker"
+
+
+def no_match(
+    step: str, hosts: tuple[str, ...], workers: list[WorkerInfo] | None = None, waited: float = 0
+) -> str:
+    """Why ``step`` was not sent: no connected worker (within ``waited`` seconds) matches."""
+    within = f" joined within {waited:g} s" if waited else " is connected"
+    shown = f" (workers: {describe(workers)})" if workers is not None else ""
+    return f"step {step!r}: no worker matching hosts={list(hosts)}{within}{shown}"
+
+
+class Roster:
+    """Mutates only itself: the connected workers and the addresses each ``hosts`` means, cached
+    until ``changed()`` (a worker joined or left) drops them.
+
+    ``fetch`` asks the scheduler for the workers (a round trip): it runs at the first use and
+    at the first use after a change, never under the lock (``changed`` is called on Dask's
+    event loop, which ``fetch`` needs).
+    """
+
+    def __init__(self, fetch: Callable[[], list[WorkerInfo]]) -> None:
+        self._fetch = fetch
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._workers: list[WorkerInfo] | None = None
+        self._resolved: dict[tuple[str, ...], list[str]] = {}
+
+    def changed(self) -> None:
+        """A worker joined or left: forget what was known and wake the steps that wait."""
+        with self._changed:
+            self._generation += 1
+            self._workers = None
+            self._resolved.clear()
+            self._changed.notify_all()
+
+    def workers(self) -> list[WorkerInfo]:
+        """The connected workers (fetched once per change). Raises what ``fetch`` raises."""
+        with self._changed:
+            workers, generation = self._workers, self._generation
+        if workers is not None:
+            return workers
+        workers = self._fetch()
+        with self._changed:
+            if self._generation == generation:  # else a change came meanwhile: keep nothing
+                self._workers = workers
+        return workers
+
+    def resolve(self, hosts: tuple[str, ...]) -> list[str]:
+        """The addresses of the connected workers ``hosts`` names (empty: none is connected)."""
+        with self._changed:
+            found = self._resolved.get(hosts)
+            generation = self._generation
+        if found is not None:
+            return found
+        found = matching(hosts, self.workers())
+        with self._changed:
+            if self._generation == generation:
+                self._resolved[hosts] = found
+        return found
+
+    def wait_change(self, deadline: float) -> None:
+        """Block until the next ``changed()`` or ``deadline`` (``time.monotonic()``)."""
+        with self._changed:
+            generation = self._generation
+            self._changed.wait_for(
+                lambda: self._generation != generation, max(0.0, deadline - time.monotonic())
+            )

@@ -13,6 +13,10 @@ sequent's own tasks (keys that start with ``PREFIX``):
   lost (the outcome was fetched already) and the step's body never runs a second time.
 - **No retirement under a running step.** An adaptive cluster scaling down never picks a worker
   that is processing one of sequent's tasks (Dask would move the task and start it again).
+- **Word of the workers.** A worker that joins or leaves is announced on the ``WORKERS`` topic
+  (sequent's clients resolve ``hosts=`` again then), and so is a task that arrives restricted
+  to workers none of which is connected any more (it would wait in ``no-worker`` forever; it
+  never ran, so sequent sends it again to the workers its hosts name now).
 
 Mutates only the ``suspicious`` count and, once finished, the ``run_spec`` of sequent's own
 tasks on the scheduler.
@@ -27,7 +31,9 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 PREFIX = "sequent-"
 #: Versioned: a scheduler keeps a plugin registered under the same name (``idempotent``), so a
 #: long-lived cluster that holds an older sequent's plugin gets this one beside it.
-NAME = "sequent-at-most-once-2"
+NAME = "sequent-at-most-once-3"
+#: The event topic on which the plugin announces workers joining and leaving.
+WORKERS = "sequent-workers"
 
 
 class AtMostOnce(SchedulerPlugin):
@@ -51,11 +57,23 @@ class AtMostOnce(SchedulerPlugin):
 
     def update_graph(self, scheduler: Any, *, tasks: Any = (), **kwargs: Any) -> None:
         limit = scheduler.allowed_failures
+        stranded = []
         for key in tasks:
             if isinstance(key, str) and key.startswith(PREFIX):
                 state = scheduler.tasks.get(key)
                 if state is not None and state.suspicious < limit:
                     state.suspicious = limit
+                only = state.worker_restrictions if state is not None else None
+                if only and not state.loose_restrictions and not only & scheduler.workers.keys():
+                    stranded.append(key)
+        if stranded:
+            scheduler.log_event(WORKERS, {"action": "stranded", "keys": stranded})
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        scheduler.log_event(WORKERS, {"action": "add-worker", "worker": worker})
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        scheduler.log_event(WORKERS, {"action": "remove-worker", "worker": worker})
 
     def valid_workers_downscaling(self, scheduler: Any, workers: list[Any]) -> list[Any]:
         return [

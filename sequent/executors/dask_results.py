@@ -24,16 +24,14 @@ from .worker import Outcome, Task, machine_failure
 
 
 class Placement:
-    __slots__ = ("workers", "resources", "timeout", "hosts_wait")
+    __slots__ = ("resources", "timeout", "hosts_wait")
 
     def __init__(
         self,
-        workers: list[str] | None,
         resources: dict[str, float] | None,
         timeout: float | None,
         hosts_wait: float,
     ) -> None:
-        self.workers = workers
         self.resources = resources
         self.timeout = timeout
         self.hosts_wait = hosts_wait
@@ -41,7 +39,8 @@ class Placement:
 
 class Entry:
     __slots__ = (
-        "future", "task", "placement", "dask", "workers", "announce", "cancelled", "sent", "began"
+        "future", "task", "placement", "dask", "hosts", "workers", "announce", "cancelled", "sent",
+        "began",
     )
 
     def __init__(self, future: Future[Outcome], task: Task, placement: Placement) -> None:
@@ -49,6 +48,7 @@ class Entry:
         self.task = task
         self.placement = placement
         self.dask: distributed.Future[Any] | None = None
+        self.hosts: tuple[str, ...] | None = None  # the step's hosts=, resolved into workers
         self.workers: list[str] | None = None
         self.announce = False
         self.cancelled = False

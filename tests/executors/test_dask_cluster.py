@@ -77,13 +77,19 @@ def values(store_path: str, run_id: str) -> dict[tuple[str, str], object]:
     }
 
 
-def flow_on(cluster: Cluster, tmp_path: Path, name: str = "cluster", **config) -> seq.Sequent:
+def flow_on(
+    cluster: Cluster,
+    tmp_path: Path,
+    name: str = "cluster",
+    executor: DaskExecutor | None = None,
+    **config,
+) -> seq.Sequent:
     config.setdefault("logdir", str(tmp_path / "logs"))
     config.setdefault("max_concurrent", 0)
     return seq.Sequent(
         name=name,
         store=str(tmp_path / "cluster.run.db"),
-        executor=DaskExecutor(address=cluster.address),
+        executor=executor or DaskExecutor(address=cluster.address),
         logging_level=logging.INFO,
         config=config,
     )
@@ -356,9 +362,22 @@ def test_hosts_that_match_no_worker_fail_before_anything_is_written(live, tmp_pa
     assert not (tmp_path / "cluster.run.db").exists()
 
 
+def test_an_unknown_entry_beside_a_valid_one_fails_before_anything_is_written(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    flow.add_step("typo", func=where, hosts=["w1", "typo-host"])
+    with pytest.raises(UnknownHostError) as caught:
+        flow.run()
+    flow.close()
+    message = str(caught.value)
+    assert "step 'typo': hosts=['w1', 'typo-host']: 'typo-host' matches no worker" in message
+    assert "w1 (tcp://127.0.0.1:" in message and "w2 (tcp://127.0.0.1:" in message
+    assert not (tmp_path / "cluster.run.db").exists()
+
+
 def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
     flow = flow_on(live, tmp_path, hosts_wait=1)
     flow.add_step("later", func=where, hosts=["w9"])
+    flow.add_step("beside", func=where, hosts=["w1", "w8"])
     flow.add_step("now", func=where)
     try:
         assert flow.run() is False
@@ -366,8 +385,109 @@ def test_hosts_wait_fails_the_step_when_no_such_worker_joins(live, tmp_path):
         flow.close()
     nodes = {n["path"]: n for n in open_store(flow.store_path).nodes(flow.run_id)}
     assert nodes["now"]["status"] == "success"
+    assert nodes["beside"]["status"] == "success"  # on w1, the entry that is connected
     assert nodes["later"]["status"] == "failure"
     assert "no worker matching hosts=['w9'] joined within 1 s" in nodes["later"]["error"]
+    run_log = (tmp_path / "logs" / "cluster" / flow.run_id / "run.log").read_text()
+    assert "Step 'later': hosts=['w9'] match no connected worker yet" in run_log
+    assert "Step 'beside': hosts=['w1', 'w8']: 'w8' matches no connected worker yet" in run_log
+
+
+def kill_group_and_wait_gone(group: int, address: str) -> str:
+    """SIGKILL a worker's nanny and worker (its process group); return once the scheduler
+    dropped it (a step: ``wait_for`` cannot be imported on the workers)."""
+    os.killpg(group, signal.SIGKILL)
+    client = distributed.get_client()
+    deadline = time.monotonic() + 60
+    while address in client.scheduler_info(n_workers=-1)["workers"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the scheduler still lists {address} after 60 s")
+        time.sleep(0.05)
+    return address
+
+
+def test_a_retry_pinned_to_a_restarted_worker_runs_on_its_new_process(live, tmp_path):
+    """The nanny brings w2 back on a new address: the retry goes there, not to the dead one."""
+    starts = tmp_path / "starts.txt"
+    old = workers_by_name(live)["w2"]["address"]
+    flow = flow_on(live, tmp_path)
+    flow.add_step("once", func=non_idempotent, args=(str(starts),), retries=1, hosts=["w2"])
+    killer = kill_first_start(starts)
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    killer.join(5)
+    first, second = (line.split() for line in starts.read_text().splitlines())
+    assert first[1] == second[1] == "w2" and first[0] != second[0]
+    events = [
+        (e["status"], e["retry"])
+        for e in open_store(flow.store_path).events(flow.run_id)
+        if e["status"] in ("success", "failure")
+    ]
+    assert events == [("failure", 0), ("success", 1)]
+    assert workers_by_name(live)["w2"]["address"] != old
+
+
+def test_a_task_sent_to_a_worker_that_had_just_left_is_placed_again(live, tmp_path):
+    """The step's hosts were resolved to an address no worker has any more (the news of its
+    leaving not yet in): the scheduler plugin says so, and the step, which never ran, goes to
+    the workers its hosts name now, as the same try."""
+    backend = DaskExecutor(address=live.address)
+    real, calls = backend._roster.resolve, []
+
+    def stale(hosts: tuple[str, ...]) -> list[str]:
+        calls.append(hosts)
+        return ["tcp://127.0.0.1:9"] if len(calls) == 1 else real(hosts)
+
+    backend._roster.resolve = stale  # type: ignore[method-assign]
+    flow = flow_on(live, tmp_path, executor=backend)
+    flow.add_step("moved", func=where, hosts=["w1"])
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    assert calls == [("w1",), ("w1",)]
+    assert values(flow.store_path, flow.run_id) == {("moved", "1"): "w1"}
+    events = [
+        (e["status"], e["retry"])
+        for e in open_store(flow.store_path).events(flow.run_id)
+        if e["status"] in ("success", "failure")
+    ]
+    assert events == [("success", 0)]
+
+
+def test_a_step_whose_worker_left_for_good_fails_after_hosts_wait(live, tmp_path):
+    """w3 is there when the run starts and gone when its step is submitted: no hang."""
+    live.start_worker("w3", 1)
+    try:
+        live.wait_workers(live.client, [*WORKERS, "w3"])
+        address = workers_by_name(live)["w3"]["address"]
+        flow = flow_on(live, tmp_path, hosts_wait=2)
+        first = flow.add_step("first", func=where, hosts=["w3"])
+        stop = flow.add_step(
+            "stop",
+            func=kill_group_and_wait_gone,
+            args=(live.processes["w3"].pid, address),
+            hosts=["w1"],
+            requires=((first, seq.StepStatus.success),),
+        )
+        flow.add_step("then", func=where, hosts=["w3"], requires=((stop, seq.StepStatus.success),))
+        started = time.monotonic()
+        try:
+            assert flow.run() is False
+        finally:
+            flow.close()
+        assert time.monotonic() - started < 60
+    finally:
+        live.stop_one("w3")
+    nodes = {n["path"]: n for n in open_store(flow.store_path).nodes(flow.run_id)}
+    assert nodes["first"]["status"] == nodes["stop"]["status"] == "success"
+    assert nodes["then"]["status"] == "failure"
+    error = nodes["then"]["error"]
+    assert error.startswith("UnknownHostError: step 'then': no worker matching hosts=['w3']")
+    assert "joined within 2 s (workers: " in error and "w1 (tcp://127.0.0.1:" in error
+    assert "w3" not in error.split("(workers: ")[1]
 
 
 # -- timeouts ---------------------------------------------------------------------------------
