@@ -78,6 +78,7 @@ LAYERS = {
     "loader": 7,
     "cli": 8,
     "__init__": 9,
+    "__main__": 9,  # ``python -m sequent``: the command
 }
 
 
