@@ -41,17 +41,19 @@ import distributed
 
 from ..errors import ClusterError, ExecutorError, UnknownHostError
 from ..program import kill_programs
-from . import dask_hosts
+from . import dask_hosts, dask_logs
 from .clock import Clock
 from .dask_connect import Connection, open_client
 from .dask_plugin import PREFIX, AtMostOnce
 from .dask_remote import TOPIC, running_steps
 from .dask_results import Entry, Placement, Results, Sender, Tracker, failure, outcome_of
+from .logstream import replay
 from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
 
 HOSTS_WAIT = 60.0  # seconds an adaptive cluster has to bring a worker a step's hosts= names
+LAST_LINES_WAIT = 5.0  # seconds a timed-out step's last lines may take before its failure
 
 
 class DaskExecutor:
@@ -97,6 +99,9 @@ class DaskExecutor:
         self._owns_client = client is None
         self._cluster: distributed.LocalCluster | None = None
         self._lock = threading.RLock()
+        #: Held while a batch of a step's lines is replayed and while a step is settled: no
+        #: line of a step is written after its outcome.
+        self._log_lock = threading.Lock()
         self._running: dict[str, Entry] = {}
         self._placement: dict[str, Placement] = {}
         self._results: Results | None = None
@@ -139,6 +144,7 @@ class DaskExecutor:
                 exc,
             )
         client.subscribe_topic(TOPIC, self._started)
+        client.subscribe_topic(dask_logs.TOPIC, self._logged)
         self._results = Results(self, client)
         usable = Tracker.usable(client)
         self.tracker = Tracker(self, client, self._results, protected) if usable else None
@@ -268,27 +274,69 @@ class DaskExecutor:
             entry = self._running.get(info.get("key"))
         if entry is not None:
             entry.began = float(info.get("started") or 0.0)
+            entry.address = info.get("address")
         if entry is not None and entry.placement.timeout:
             self._clock.arm(time.monotonic() + entry.placement.timeout, info["key"])
+
+    def _logged(self, event: Any) -> None:
+        """Steps logged lines on a worker: replay them (called on Dask's loop, in order)."""
+        _, message = event
+        last = message.get("last")
+        for key, records in message.get("steps", {}).items():
+            with self._lock:
+                entry = self._running.get(key)
+            if entry is None:
+                continue  # a step already settled (timed out): its late lines go nowhere
+            with self._log_lock:
+                if not entry.future.done():
+                    context = entry.task.context
+                    for data in records:
+                        replay(context.name, context.sequence, data)
+            if key == last and entry.flushed is not None:
+                entry.flushed.set()
 
     def _timed_out(self, key: str) -> None:
         with self._lock:
             entry = self._running.get(key)
         if entry is None or entry.future.done():
             return
+        # Its last lines take a round trip to its worker: not on the clock's time.
+        threading.Thread(target=self._time_out, args=(key, entry), daemon=True).start()
+
+    def _time_out(self, key: str, entry: Entry) -> None:
         timeout = entry.placement.timeout
         error = f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s"
+        started = entry.began or time.time() - (timeout or 0)
+        self._last_lines(key, entry)
         # Settled before the task is cancelled: the cancellation's own outcome (StepKilled)
         # arrives on the results thread and must find the step already decided.
-        entry.settle(machine_failure(error, started=entry.began or time.time() - (timeout or 0)))
+        with self._log_lock:
+            entry.settle(machine_failure(error, started=started))
         self._stop(entry)
+
+    def _last_lines(self, key: str, entry: Entry) -> None:
+        """Have the worker of ``key`` send what its step logged since its last batch, and
+        wait until it is replayed (``LAST_LINES_WAIT`` s at most)."""
+        client = self._client
+        if client is None or not entry.address:
+            return
+        entry.flushed = threading.Event()
+        try:
+            sent = client.run(
+                dask_logs.flush_step, key, workers=[entry.address], on_error="ignore"
+            )
+        except Exception:  # noqa: BLE001 - the worker is gone: its lines went with it
+            return
+        if any(sent.values()):
+            entry.flushed.wait(LAST_LINES_WAIT)
 
     def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
         with self._lock:
             entry = self._running.pop(str(done.key), None)
         if entry is not None and not entry.future.done():
-            entry.settle(outcome if outcome is not None else outcome_of(done, entry))
+            with self._log_lock:
+                entry.settle(outcome if outcome is not None else outcome_of(done, entry))
 
     def kill(self, future: Future[Outcome]) -> bool:
         """Cancel the task and kill its programs' groups; its Python code cannot be stopped."""
@@ -361,6 +409,7 @@ class DaskExecutor:
         if client is not None and self._plugged:
             try:
                 client.unsubscribe_topic(TOPIC)
+                client.unsubscribe_topic(dask_logs.TOPIC)
             except Exception:  # noqa: BLE001 - a closed connection has no subscription left
                 pass
             self._plugged = False
