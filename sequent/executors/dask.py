@@ -318,13 +318,12 @@ class DaskExecutor:
         """Have the worker of ``key`` send what its step logged since its last batch, and
         wait until it is replayed (``LAST_LINES_WAIT`` s at most)."""
         client = self._client
-        if client is None or not entry.address:
+        if client is None:
             return
         entry.flushed = threading.Event()
+        workers = [entry.address] if entry.address else None  # else: ask them all
         try:
-            sent = client.run(
-                dask_logs.flush_step, key, workers=[entry.address], on_error="ignore"
-            )
+            sent = client.run(dask_logs.flush_step, key, workers=workers, on_error="ignore")
         except Exception:  # noqa: BLE001 - the worker is gone: its lines went with it
             return
         if any(sent.values()):
@@ -339,11 +338,15 @@ class DaskExecutor:
                 entry.settle(outcome if outcome is not None else outcome_of(done, entry))
 
     def kill(self, future: Future[Outcome]) -> bool:
-        """Cancel the task and kill its programs' groups; its Python code cannot be stopped."""
+        """Cancel the task and kill its programs' groups; its Python code cannot be stopped.
+        What the step logged until now is in its log when this returns."""
         with self._lock:
-            entry = next((e for e in self._running.values() if e.future is future), None)
+            key, entry = next(
+                ((k, e) for k, e in self._running.items() if e.future is future), ("", None)
+            )
         if entry is None or self._client is None:
             return False
+        self._last_lines(key, entry)
         self._stop(entry)
         return False
 

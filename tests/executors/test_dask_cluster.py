@@ -674,3 +674,56 @@ def test_lines_sent_before_a_worker_died_are_in_the_step_log(live, tmp_path):
     died = next(i for i, line in enumerate(lines) if "WorkerDied" in line)
     assert before < died
     assert sum("BEFORE-victim" in line for line in lines) == 1
+
+
+INTERRUPTED = """\
+import logging, sys, time
+from pathlib import Path
+import sequent as seq
+
+def waits(marker):
+    logging.getLogger("waits").info("BEFORE-interrupt")
+    Path(marker).write_text("")
+    deadline = time.time() + 60
+    while not Path(marker + ".release").exists() and time.time() < deadline:
+        time.sleep(0.05)  # frees its worker thread once the test is done
+
+address, marker, logdir = sys.argv[1:]
+flow = seq.Sequent(name="intr", store=":memory:", executor=seq.DaskExecutor(address=address),
+                   config={"logdir": logdir})
+flow.add_step("waits", func=waits, args=(marker,))
+try:
+    flow.run()
+finally:
+    flow.close()
+"""
+
+
+def test_lines_logged_before_an_interruption_are_in_the_step_log(live, tmp_path):
+    """SIGINT to the orchestrator while batches are rare (every 30 s): stopping the step asks
+    its worker for what it logged, before the step is recorded interrupted."""
+    from sequent.executors import dask_logs
+
+    (tmp_path / "flow.py").write_text(INTERRUPTED)
+    marker = tmp_path / "started"
+    every = live.client.run(lambda: dask_logs.FLUSH_EVERY)
+    live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", 30.0))
+    orchestrator = subprocess.Popen(
+        [sys.executable, "flow.py", live.address, str(marker), str(tmp_path / "logs")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(marker.exists, 60, "the step to start")
+        orchestrator.send_signal(signal.SIGINT)
+        output, _ = orchestrator.communicate(timeout=60)
+    finally:
+        orchestrator.kill()
+        (tmp_path / "started.release").write_text("")
+        live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", max(every.values())))
+    assert "Interrupted: waits/1" in output, output
+    (log,) = tmp_path.glob("logs/intr/*/waits@1.log")
+    assert "BEFORE-interrupt" in log.read_text()
