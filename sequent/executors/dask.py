@@ -10,7 +10,8 @@ tasks after a worker died (``dask_plugin``).
 A step's hosts are turned into worker addresses when it is submitted, from a cache of the
 connected workers that the scheduler plugin's worker events refresh (a restarted worker has a
 new address); hosts that match no connected worker then wait for one, at most
-``config['hosts_wait']`` seconds (60 unless set), and fail the step after that.
+``config['hosts_wait']`` seconds (60 unless set), and fail the step after that
+(``dask_placing``).
 
 The flow of one step:
 
@@ -46,12 +47,14 @@ import distributed
 
 from ..errors import ClusterError, ExecutorError, UnknownHostError
 from ..program import kill_programs
-from . import dask_hosts
+from . import dask_hosts, dask_logs
 from .clock import Clock
 from .dask_connect import Connection, open_client
+from .dask_placing import Placing
 from .dask_plugin import PREFIX, WORKERS, AtMostOnce
 from .dask_remote import TOPIC, running_steps
 from .dask_results import Entry, Placement, Results, Sender, Tracker, failure, outcome_of
+from .logstream import replay
 from .worker import Outcome, Task, machine_failure
 
 log = logging.getLogger("sequent")
@@ -59,9 +62,10 @@ log = logging.getLogger("sequent")
 #: Seconds a step waits for a worker its hosts= name when ``hosts_wait`` is not set (its
 #: worker restarting, or an adaptive cluster bringing one).
 HOSTS_WAIT = 60.0
+LAST_LINES_WAIT = 5.0  # seconds a timed-out step's last lines may take before its failure
 
 
-class DaskExecutor:
+class DaskExecutor(Placing):
     """Steps run as Dask tasks on a cluster; see the module docstring and docs/dask.md.
 
     ``max_workers`` (or ``n_workers``) sizes the private local cluster (default: the number of
@@ -104,6 +108,9 @@ class DaskExecutor:
         self._owns_client = client is None
         self._cluster: distributed.LocalCluster | None = None
         self._lock = threading.RLock()
+        #: Held while a batch of a step's lines is replayed and while a step is settled: no
+        #: line of a step is written after its outcome.
+        self._log_lock = threading.Lock()
         self._running: dict[str, Entry] = {}
         self._placement: dict[str, Placement] = {}
         self._results: Results | None = None
@@ -155,6 +162,7 @@ class DaskExecutor:
         self._workers_topic = WORKERS if protected else "all"
         client.subscribe_topic(self._workers_topic, self._workers_event)
         self._shut = False
+        client.subscribe_topic(dask_logs.TOPIC, self._logged)
         self._results = Results(self, client)
         usable = Tracker.usable(client)
         self.tracker = Tracker(self, client, self._results, protected) if usable else None
@@ -230,33 +238,6 @@ class DaskExecutor:
         self._place(task, tuple(hosts) if hosts else None, placement, future)
         return future
 
-    def _place(
-        self,
-        task: Task,
-        hosts: tuple[str, ...] | None,
-        placement: Placement,
-        future: Future[Outcome],
-    ) -> None:
-        """Send ``task`` to the workers ``hosts`` name now, or wait for one in a thread."""
-        workers = None
-        if hosts:
-            try:
-                workers = self._roster.resolve(hosts)
-            except Exception as exc:  # noqa: BLE001 - the connection went: the step fails
-                missed = dask_hosts.no_match(task.context.name, hosts)
-                future.set_result(failure(f"ClusterError: {missed} ({exc})"))
-                return
-        if hosts and not workers:
-            if not placement.hosts_wait:
-                missed = dask_hosts.no_match(task.context.name, hosts)
-                future.set_result(failure(f"UnknownHostError: {missed}"))
-                return
-            threading.Thread(
-                target=self._await_hosts, args=(task, hosts, placement, future), daemon=True
-            ).start()
-            return
-        self._send(task, future, hosts, workers, placement)
-
     def _send(
         self,
         task: Task,
@@ -277,60 +258,6 @@ class DaskExecutor:
         assert sender is not None
         sender.put(key, entry)
 
-    def _await_hosts(
-        self, task: Task, hosts: tuple[str, ...], placement: Placement, future: Future[Outcome]
-    ) -> None:
-        """Wait up to ``hosts_wait`` seconds for a worker that ``hosts`` names, then send.
-
-        Woken by every change of the workers (``Roster.changed``), not by polling.
-        """
-        deadline = time.monotonic() + placement.hosts_wait
-        while not future.done():
-            try:
-                found = self._roster.resolve(hosts)
-            except Exception:  # noqa: BLE001 - the connection went; the step fails below
-                break
-            if found:
-                self._send(task, future, hosts, found, placement)
-                return
-            if time.monotonic() >= deadline:
-                break
-            self._roster.wait_change(deadline)
-        if not future.done():
-            try:
-                workers: list[Any] | None = self._roster.workers()
-            except Exception:  # noqa: BLE001 - the message lists the workers if it can
-                workers = None
-            name, waited = task.context.name, placement.hosts_wait
-            error = dask_hosts.no_match(name, hosts, workers, waited=waited)
-            future.set_result(failure(f"UnknownHostError: {error}"))
-
-    def _workers_event(self, event: Any) -> None:
-        """A worker joined or left, or a task came restricted to workers that are gone (on
-        Dask's loop): resolve hosts again; send such a task (it never ran) to today's workers."""
-        _, info = event
-        action = info.get("action") if isinstance(info, dict) else None
-        if action in ("add-worker", "remove-worker", "stranded"):
-            self._roster.changed()
-        if action != "stranded":
-            return
-        with self._lock:
-            stranded = [self._running.pop(key, None) for key in info.get("keys", ())]
-            entries = [entry for entry in stranded if entry is not None]
-            for entry in entries:
-                entry.cancelled = True  # one the sender has not sent yet is never sent
-        if entries:
-            threading.Thread(target=self._resend, args=(entries,), daemon=True).start()
-
-    def _resend(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            with self._lock:
-                task_future = entry.dask
-            if task_future is not None:
-                task_future.cancel()
-            if not entry.future.done():
-                self._place(entry.task, entry.hosts, entry.placement, entry.future)
-
     def _started(self, event: Any) -> None:
         """A worker began a step: its timeout counts from now (called on Dask's loop)."""
         _, info = event
@@ -338,34 +265,79 @@ class DaskExecutor:
             entry = self._running.get(info.get("key"))
         if entry is not None:
             entry.began = float(info.get("started") or 0.0)
+            entry.address = info.get("address")
         if entry is not None and entry.placement.timeout:
             self._clock.arm(time.monotonic() + entry.placement.timeout, info["key"])
+
+    def _logged(self, event: Any) -> None:
+        """Steps logged lines on a worker: replay them (called on Dask's loop, in order)."""
+        _, message = event
+        last = message.get("last")
+        for key, records in message.get("steps", {}).items():
+            with self._lock:
+                entry = self._running.get(key)
+            if entry is None:
+                continue  # a step already settled (timed out): its late lines go nowhere
+            with self._log_lock:
+                if not entry.future.done():
+                    context = entry.task.context
+                    for data in records:
+                        replay(context.name, context.sequence, data)
+            if key == last and entry.flushed is not None:
+                entry.flushed.set()
 
     def _timed_out(self, key: str) -> None:
         with self._lock:
             entry = self._running.get(key)
         if entry is None or entry.future.done():
             return
+        # Its last lines take a round trip to its worker: not on the clock's time.
+        threading.Thread(target=self._time_out, args=(key, entry), daemon=True).start()
+
+    def _time_out(self, key: str, entry: Entry) -> None:
         timeout = entry.placement.timeout
         error = f"TimeoutError: step {entry.task.context.name!r} timed out after {timeout} s"
+        started = entry.began or time.time() - (timeout or 0)
+        self._last_lines(key, entry)
         # Settled before the task is cancelled: the cancellation's own outcome (StepKilled)
         # arrives on the results thread and must find the step already decided.
-        entry.settle(machine_failure(error, started=entry.began or time.time() - (timeout or 0)))
+        with self._log_lock:
+            entry.settle(machine_failure(error, started=started))
         self._stop(entry)
+
+    def _last_lines(self, key: str, entry: Entry) -> None:
+        """Have the worker of ``key`` send what its step logged since its last batch, and
+        wait until it is replayed (``LAST_LINES_WAIT`` s at most)."""
+        client = self._client
+        if client is None:
+            return
+        entry.flushed = threading.Event()
+        workers = [entry.address] if entry.address else None  # else: ask them all
+        try:
+            sent = client.run(dask_logs.flush_step, key, workers=workers, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the worker is gone: its lines went with it
+            return
+        if any(sent.values()):
+            entry.flushed.wait(LAST_LINES_WAIT)
 
     def settle(self, done: distributed.Future[Any], outcome: Outcome | None) -> None:
         """Hand the outcome of a finished Dask task to its step (the results thread calls it)."""
         with self._lock:
             entry = self._running.pop(str(done.key), None)
         if entry is not None and not entry.future.done():
-            entry.settle(outcome if outcome is not None else outcome_of(done, entry))
+            with self._log_lock:
+                entry.settle(outcome if outcome is not None else outcome_of(done, entry))
 
     def kill(self, future: Future[Outcome]) -> bool:
-        """Cancel the task and kill its programs' groups; its Python code cannot be stopped."""
+        """Cancel the task and kill its programs' groups; its Python code cannot be stopped.
+        What the step logged until now is in its log when this returns."""
         with self._lock:
-            entry = next((e for e in self._running.values() if e.future is future), None)
+            key, entry = next(
+                ((k, e) for k, e in self._running.items() if e.future is future), ("", None)
+            )
         if entry is None or self._client is None:
             return False
+        self._last_lines(key, entry)
         self._stop(entry)
         return False
 
@@ -434,6 +406,7 @@ class DaskExecutor:
             try:
                 client.unsubscribe_topic(TOPIC)
                 client.unsubscribe_topic(self._workers_topic)
+                client.unsubscribe_topic(dask_logs.TOPIC)
             except Exception:  # noqa: BLE001 - a closed connection has no subscription left
                 pass
             self._plugged = False

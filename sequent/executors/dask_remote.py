@@ -3,8 +3,9 @@
 ``run_step`` is what each sequent task calls on its worker. It loads the step, notes it in this
 worker process's ``RUNNING`` table while its body runs (so a later recover can find a step
 that outlived its orchestrator, ``running_steps``), announces the start on the ``TOPIC`` event
-topic when asked (so a timeout counts from the start on the worker), and returns the Outcome
-with the worker's name and address. Several steps may run at once in one worker process (one
+topic when asked (so a timeout counts from the start on the worker), sends what the step logs in
+batches while it runs (``dask_logs``), and returns the Outcome with the worker's name and
+address and the records not sent yet. Several steps may run at once in one worker process (one
 per worker thread): the step context is per thread, and the ``SEQUENT_*`` variables are put
 into ``os.environ`` only on a worker with one thread (program steps always get theirs in their
 child's environment).
@@ -23,6 +24,7 @@ from typing import Any
 import attrs
 
 from ..status import StepStatus
+from .dask_logs import OUTBOX
 from .worker import Outcome, execute
 
 TOPIC = "sequent-started"
@@ -66,17 +68,20 @@ def run_step(payload: bytes, announce: bool = False) -> Outcome:
         "retry": context.retry,
         "started": started,
         "worker": where,
+        "address": worker.address,
     }
     with _guard:
         RUNNING[key] = info
+    sink = OUTBOX.open(key, worker)
     try:
         if announce:
             worker.log_event(TOPIC, info)
-        outcome = execute(task, environ=worker.state.nthreads == 1)
+        outcome = execute(task, environ=worker.state.nthreads == 1, sink=sink)
     finally:
+        rest = OUTBOX.close(key)  # what was not sent in a batch yet
         with _guard:
             RUNNING.pop(key, None)
-    return attrs.evolve(outcome, worker=where)
+    return attrs.evolve(outcome, worker=where, logs=rest)
 
 
 def running_steps(run_id: str) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ class Placement:
 class Entry:
     __slots__ = (
         "future", "task", "placement", "dask", "hosts", "workers", "announce", "cancelled", "sent",
-        "began",
+        "began", "address", "flushed",
     )
 
     def __init__(self, future: Future[Outcome], task: Task, placement: Placement) -> None:
@@ -54,6 +54,8 @@ class Entry:
         self.cancelled = False
         self.sent = time.time()  # when it was submitted: its recorded start if nothing better
         self.began = 0.0  # when its worker began it (the worker's clock), if it announced it
+        self.address: str | None = None  # ... and that worker's address
+        self.flushed: threading.Event | None = None  # set when its last lines were replayed
 
     def settle(self, outcome: Outcome) -> None:
         if not self.future.done():

@@ -697,3 +697,171 @@ def test_a_step_its_worker_cannot_load_fails_with_the_workers_traceback(
     )
     assert "Traceback (most recent call last)" in node["traceback"]
     assert "pickle.loads(payload)" in node["traceback"]
+
+
+# -- step logs: sent while the step runs ------------------------------------------------------
+
+
+def step_log(tmp_path: Path, path: str) -> Path | None:
+    found = sorted(tmp_path.glob(f"logs/cluster/*/{path}@1.log"))
+    return found[0] if found else None
+
+
+def numbered_lines(count: int, pause: float) -> str:
+    log = logging.getLogger("numbered")
+    for number in range(count):
+        log.info("line %03d", number)
+        time.sleep(pause)
+    return "done"
+
+
+def test_a_step_logging_across_batches_has_each_line_once_in_order(live, tmp_path):
+    flow = flow_on(live, tmp_path)
+    flow.add_step("talker", func=numbered_lines, args=(40, 0.02))  # ~0.8 s: several batches
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    text = step_log(tmp_path, "talker").read_text()
+    assert re.findall(r"line (\d{3})", text) == [f"{n:03d}" for n in range(40)]
+
+
+def silent() -> None:
+    return None
+
+
+def test_steps_that_log_nothing_send_no_log_batch(live, tmp_path):
+    from sequent.executors import dask_logs
+
+    before = len(live.client.get_events(dask_logs.TOPIC))
+    flow = flow_on(live, tmp_path)
+    for number in range(20):
+        flow.add_step(f"quiet{number}", func=silent)
+    try:
+        assert flow.run() is True
+    finally:
+        flow.close()
+    assert len(live.client.get_events(dask_logs.TOPIC)) == before
+
+
+def ticking(release: str) -> None:
+    """Log a numbered tick every 10 ms until released (long past its timeout)."""
+    log = logging.getLogger("ticking")
+    deadline = time.time() + 60
+    number = 0
+    while not Path(release).exists() and time.time() < deadline:
+        log.info("tick %04d", number)
+        number += 1
+        time.sleep(0.01)
+
+
+def test_lines_logged_up_to_a_timeout_are_in_the_step_log_before_its_failure(live, tmp_path):
+    """The workers' batches are made rare here (every 30 s): the lines reach the step log
+    because the timeout asks the step's worker for what it logged since its last batch."""
+    from sequent.executors import dask_logs
+
+    every = live.client.run(lambda: dask_logs.FLUSH_EVERY)
+    live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", 30.0))
+    release = tmp_path / "release"
+    flow = flow_on(live, tmp_path)
+    flow.add_step("timed", func=ticking, args=(str(release),), timeout=1)
+    try:
+        assert flow.run() is False
+    finally:
+        flow.close()
+        release.write_text("")
+        live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", max(every.values())))
+    (node,) = open_store(flow.store_path).nodes(flow.run_id)
+    assert node["error"] == "TimeoutError: step 'timed' timed out after 1.0 s"
+    lines = step_log(tmp_path, "timed").read_text().splitlines()
+    ticks = [line for line in lines if "tick " in line]
+    assert [re.search(r"tick (\d{4})", line).group(1) for line in ticks] == [
+        f"{n:04d}" for n in range(len(ticks))
+    ]
+    assert len(ticks) >= 20  # about a second of ticks, none after the timeout was decided
+    failed = next(i for i, line in enumerate(lines) if "TimeoutError" in line)
+    assert lines.index(ticks[-1]) < failed
+
+
+def log_then_wait(marks: str) -> None:
+    logging.getLogger("victim").info("BEFORE-victim")
+    Path(marks).write_text(str(os.getpid()))
+    time.sleep(120)  # the test kills this worker process long before
+
+
+def test_lines_sent_before_a_worker_died_are_in_the_step_log(live, tmp_path):
+    marks = tmp_path / "victim.pid"
+    flow = flow_on(live, tmp_path)
+    flow.add_step("victim", func=log_then_wait, args=(str(marks),))
+
+    def killer() -> None:
+        # the line reached the orchestrator's step log (a batch was sent): then kill
+        wait_for(lambda: (found := step_log(tmp_path, "victim")) and "BEFORE-victim" in
+                 found.read_text(), 60, "the line before the kill")
+        os.kill(int(marks.read_text()), signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        assert flow.run() is False
+    finally:
+        flow.close()
+    thread.join(5)
+    lines = step_log(tmp_path, "victim").read_text().splitlines()
+    before = next(i for i, line in enumerate(lines) if "BEFORE-victim" in line)
+    died = next(i for i, line in enumerate(lines) if "WorkerDied" in line)
+    assert before < died
+    assert sum("BEFORE-victim" in line for line in lines) == 1
+
+
+INTERRUPTED = """\
+import logging, sys, time
+from pathlib import Path
+import sequent as seq
+
+def waits(marker):
+    logging.getLogger("waits").info("BEFORE-interrupt")
+    Path(marker).write_text("")
+    deadline = time.time() + 60
+    while not Path(marker + ".release").exists() and time.time() < deadline:
+        time.sleep(0.05)  # frees its worker thread once the test is done
+
+address, marker, logdir = sys.argv[1:]
+flow = seq.Sequent(name="intr", store=":memory:", executor=seq.DaskExecutor(address=address),
+                   config={"logdir": logdir})
+flow.add_step("waits", func=waits, args=(marker,))
+try:
+    flow.run()
+finally:
+    flow.close()
+"""
+
+
+def test_lines_logged_before_an_interruption_are_in_the_step_log(live, tmp_path):
+    """SIGINT to the orchestrator while batches are rare (every 30 s): stopping the step asks
+    its worker for what it logged, before the step is recorded interrupted."""
+    from sequent.executors import dask_logs
+
+    (tmp_path / "flow.py").write_text(INTERRUPTED)
+    marker = tmp_path / "started"
+    every = live.client.run(lambda: dask_logs.FLUSH_EVERY)
+    live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", 30.0))
+    orchestrator = subprocess.Popen(
+        [sys.executable, "flow.py", live.address, str(marker), str(tmp_path / "logs")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(marker.exists, 60, "the step to start")
+        orchestrator.send_signal(signal.SIGINT)
+        output, _ = orchestrator.communicate(timeout=60)
+    finally:
+        orchestrator.kill()
+        (tmp_path / "started.release").write_text("")
+        live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", max(every.values())))
+    assert "Interrupted: waits/1" in output, output
+    (log,) = tmp_path.glob("logs/intr/*/waits@1.log")
+    assert "BEFORE-interrupt" in log.read_text()
