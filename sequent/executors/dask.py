@@ -47,7 +47,7 @@ import distributed
 
 from ..errors import ClusterError, ExecutorError, UnknownHostError
 from ..program import kill_programs
-from . import dask_hosts, dask_logs
+from . import dask_hosts, dask_logs, dask_topics
 from .clock import Clock
 from .dask_connect import Connection, open_client
 from .dask_placing import Placing
@@ -157,12 +157,12 @@ class DaskExecutor(Placing):
                 type(exc).__name__,
                 exc,
             )
-        client.subscribe_topic(TOPIC, self._started)
+        dask_topics.subscribe(client, TOPIC, self._started)
         # Without the plugin, Dask's own topic of everything says when workers come and go.
         self._workers_topic = WORKERS if protected else "all"
-        client.subscribe_topic(self._workers_topic, self._workers_event)
+        dask_topics.subscribe(client, self._workers_topic, self._workers_event)
         self._shut = False
-        client.subscribe_topic(dask_logs.TOPIC, self._logged)
+        dask_topics.subscribe(client, dask_logs.TOPIC, self._logged)
         self._results = Results(self, client)
         usable = Tracker.usable(client)
         self.tracker = Tracker(self, client, self._results, protected) if usable else None
@@ -404,9 +404,9 @@ class DaskExecutor(Placing):
         client = self._client
         if client is not None and self._plugged:
             try:
-                client.unsubscribe_topic(TOPIC)
-                client.unsubscribe_topic(self._workers_topic)
-                client.unsubscribe_topic(dask_logs.TOPIC)
+                dask_topics.unsubscribe(client, TOPIC, self._started)
+                dask_topics.unsubscribe(client, self._workers_topic, self._workers_event)
+                dask_topics.unsubscribe(client, dask_logs.TOPIC, self._logged)
             except Exception:  # noqa: BLE001 - a closed connection has no subscription left
                 pass
             self._plugged = False

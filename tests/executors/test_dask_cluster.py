@@ -865,3 +865,40 @@ def test_lines_logged_before_an_interruption_are_in_the_step_log(live, tmp_path)
     assert "Interrupted: waits/1" in output, output
     (log,) = tmp_path.glob("logs/intr/*/waits@1.log")
     assert "BEFORE-interrupt" in log.read_text()
+
+
+def ticking_marked(release: str, started: str) -> None:
+    Path(started).write_text("")
+    ticking(release)
+
+
+def test_two_backends_on_one_client_each_get_their_own_steps_events(live, tmp_path):
+    """A second backend subscribing on the same client (and shutting down) must not take the
+    first one's events: the first's timed-out step still gets its last lines."""
+    from sequent.executors import dask_logs
+
+    every = live.client.run(lambda: dask_logs.FLUSH_EVERY)
+    live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", 30.0))
+    release, started = tmp_path / "release", tmp_path / "started"
+    first = flow_on(live, tmp_path, name="first", executor=DaskExecutor(client=live.client))
+    first.add_step("timed", func=ticking_marked, args=(str(release), str(started)), timeout=6)
+    (tmp_path / "second").mkdir()
+    results: list[bool] = []
+    running = threading.Thread(target=lambda: results.append(first.run()))
+    try:
+        running.start()
+        wait_for(started.exists, 60, "the first flow's step to start")
+        second = flow_on(live, tmp_path / "second", name="second",
+                         executor=DaskExecutor(client=live.client))  # fmt: skip
+        second.add_step("quick", func=silent)
+        assert second.run() is True
+        second.close()  # its backend unsubscribes; the first's subscriptions stay
+        running.join(90)
+        assert results == [False]
+    finally:
+        first.close()
+        release.write_text("")
+        live.client.run(lambda: setattr(dask_logs, "FLUSH_EVERY", max(every.values())))
+    (log,) = tmp_path.glob("logs/first/*/timed@1.log")
+    lines = log.read_text().splitlines()
+    assert len([line for line in lines if "tick " in line]) >= 20, lines[:5]
