@@ -15,7 +15,6 @@ the orchestrator) can kill their groups with ``kill_programs``.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import selectors
@@ -30,11 +29,13 @@ from typing import Any
 
 from .context import StepContext, current
 from .errors import DefinitionError, DefinitionTypeError
+from .legacy import split_arguments
 
 #: A step attempt: (run id, step path, sequence, attempt number).
 StepId = tuple[str, str, str, int]
 
 _TAIL_LINES = 20
+_ARGUMENTS = ("argv", "cwd", "env", "timeout", "grace")  # what Program() takes
 #: The longest line of a program's output logged as one record (bytes); longer lines are
 #: logged in pieces of this size.
 MAX_LINE = 64 * 1024
@@ -89,8 +90,8 @@ class Program:
         grace: float = 2.0,
         **unknown: Any,
     ) -> None:
-        if unknown:
-            raise _unknown_arguments(unknown)
+        if unknown:  # raises, naming the closest argument
+            split_arguments(unknown, frozenset(), _ARGUMENTS, "Program()")
         if isinstance(argv, str):
             try:
                 argv = shlex.split(argv)
@@ -347,16 +348,3 @@ __all__ = [
     "kill_programs",
     "stop_group",
 ]
-
-
-def _unknown_arguments(unknown: Mapping[str, Any]) -> DefinitionTypeError:
-    """The error for keywords ``Program()`` does not take, with the closest one it does."""
-    names = ("argv", "cwd", "env", "timeout", "grace")
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, names, n=1)
-        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return DefinitionTypeError(
-        f"Program() got unknown argument {', '.join(hints)}; it takes argv, cwd, env, timeout "
-        f"and grace"
-    )
