@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,15 +27,10 @@ class Placing:
     _lock: threading.RLock
     _running: dict[str, Entry]
 
-    def _send(
-        self,
-        task: Task,
-        future: Future[Outcome],
-        hosts: tuple[str, ...] | None,
-        workers: list[str] | None,
-        placement: Placement,
-    ) -> None:
-        raise NotImplementedError
+    #: The backend's own: send ``task`` to ``workers`` (``dask.DaskExecutor._send``).
+    _send: Callable[
+        [Task, Future[Outcome], tuple[str, ...] | None, list[str] | None, Placement], None
+    ]
 
     def _place(
         self,
