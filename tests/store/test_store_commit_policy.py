@@ -79,6 +79,18 @@ def gated(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def kill_9_once(runner: subprocess.Popen[str], marker: Path, what: str) -> None:
+    """SIGKILL ``runner`` once ``marker`` exists (a step started), and reap it."""
+    try:
+        wait_for(marker.exists, what=what)
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
 def start(folder: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "policy.py", *args], cwd=folder, env=environment(),
@@ -136,15 +148,7 @@ def test_kill_9_while_a_buffered_start_runs_then_recover_runs_each_step_once_mor
 ):
     """kill -9 while the first step runs (its ``active`` row maybe not committed yet): the
     recover finishes the flow; the killed step runs once more, every other step once."""
-    runner = start(gated)
-    try:
-        wait_for(lambda: (gated / "long.started").exists(), what="step long to start")
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait(timeout=30)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+    kill_9_once(start(gated), gated / "long.started", "step long to start")
     at_kill = statuses(gated) if (gated / "policy.run.db").exists() else []
     assert all(status in ("ready", "active") for _, status in at_kill), at_kill
     (gated / "gate").write_text("")
@@ -240,15 +244,7 @@ def test_serial_kill_9_during_the_second_step_then_recover_does_not_rerun_the_fi
     """kill -9 while y runs (x finished): x's success is in the store, the recover runs y and
     z and not x."""
     (tmp_path / "hold").write_text("")
-    runner = serial_run(tmp_path, "2")
-    try:
-        wait_for(lambda: (tmp_path / "y.started").exists(), what="step y to start")
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait(timeout=30)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+    kill_9_once(serial_run(tmp_path, "2"), tmp_path / "y.started", "step y to start")
     conn = sqlite3.connect(f"file:{tmp_path / 'serial.run.db'}?mode=ro", uri=True)
     at_kill = dict(conn.execute("SELECT path, status FROM latest_nodes").fetchall())
     conn.close()

@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,17 +165,22 @@ def test_a_symlinked_log_folder_is_refused_before_anything_is_written(tmp_path):
     assert runs_in(store) == 0
 
 
-def test_a_recover_into_a_planted_link_writes_nothing(tmp_path, monkeypatch):
-    store = tmp_path / "s.run.db"
-    logs = tmp_path / "logs"
+def failed_run_and_victim(tmp_path: Path, monkeypatch: Any) -> tuple[Path, Path, Any, Path, Path]:
+    """A failed run of ``build`` logging under ``tmp_path/logs``, and a file a planted link
+    would point at: (store, logs, the flow, the run's log folder, the victim file)."""
+    store, logs = tmp_path / "s.run.db", tmp_path / "logs"
     monkeypatch.setenv("SEQUENT_TEST_FAIL", "1")
     with build(str(store), logdir=str(logs)) as flow:
         assert flow.run() is False
     monkeypatch.delenv("SEQUENT_TEST_FAIL")
-    folder = logs / "nightly" / flow.run_id
-    # The run's log replaced by a link to a file the link's maker wants written.
     victim = tmp_path / "victim"
     victim.write_text("untouched\n")
+    return store, logs, flow, logs / "nightly" / flow.run_id, victim
+
+
+def test_a_recover_into_a_planted_link_writes_nothing(tmp_path, monkeypatch):
+    store, logs, flow, folder, victim = failed_run_and_victim(tmp_path, monkeypatch)
+    # The run's log replaced by a link to a file the link's maker wants written.
     (folder / "run.log").unlink()
     (folder / "run.log").symlink_to(victim)
     with build(str(store), logdir=str(logs)) as again:
@@ -194,14 +200,7 @@ def test_a_recover_into_a_planted_link_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_a_step_log_planted_as_a_link_is_refused_and_the_run_log_says_so(tmp_path, monkeypatch):
-    store, logs = tmp_path / "s.run.db", tmp_path / "logs"
-    monkeypatch.setenv("SEQUENT_TEST_FAIL", "1")
-    with build(str(store), logdir=str(logs)) as flow:
-        assert flow.run() is False
-    monkeypatch.delenv("SEQUENT_TEST_FAIL")
-    folder = logs / "nightly" / flow.run_id
-    victim = tmp_path / "victim"
-    victim.write_text("untouched\n")
+    store, logs, flow, folder, victim = failed_run_and_victim(tmp_path, monkeypatch)
     (folder / "talk@1.log").unlink()
     (folder / "talk@1.log").symlink_to(victim)
     with build(str(store), logdir=str(logs)) as again:

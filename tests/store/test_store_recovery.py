@@ -423,14 +423,19 @@ def test_recovering_a_run_of_another_flow_name_is_said_as_a_warning(tmp_path, ca
     assert any(run_id in line and "'B'" in line and "'A'" in line for line in warned), warned
 
 
-def fail_once_seen(store: str, path: str) -> None:
-    """A step that fails once ``path``'s failed try is in ``store`` (30 s bound a hang)."""
+def until_failure_recorded(store: str, path: str) -> None:
+    """Wait until ``path``'s failed try is in ``store`` (30 s bound a hang)."""
     deadline = time.monotonic() + 30
     while not storehelp.query(
         Path(store), "SELECT 1 FROM events WHERE path = ? AND status = 'failure'", path
     ):
         assert time.monotonic() < deadline, f"{path}'s failure never reached the store"
         time.sleep(0.01)
+
+
+def fail_once_seen(store: str, path: str) -> None:
+    """A step that fails once ``path``'s failed try is in ``store``."""
+    until_failure_recorded(store, path)
     raise RuntimeError("stop the run")
 
 
@@ -450,12 +455,7 @@ def test_a_step_waiting_for_its_retry_when_the_run_stops_keeps_one_row_per_try(t
 
 def interrupt_once_seen(store: str, path: str) -> None:
     """A step that sends SIGINT to its own process once ``path``'s failed try is in ``store``."""
-    deadline = time.monotonic() + 30
-    while not storehelp.query(
-        Path(store), "SELECT 1 FROM events WHERE path = ? AND status = 'failure'", path
-    ):
-        assert time.monotonic() < deadline, f"{path}'s failure never reached the store"
-        time.sleep(0.01)
+    until_failure_recorded(store, path)
     os.kill(os.getpid(), signal.SIGINT)
 
 
